@@ -1,0 +1,52 @@
+"""The typed recipe of one benchmark run, and what a run returns.
+
+`BenchConfig` is the contract between the recipe files in `baselines/recipes/`, the
+`austack bench` command, the trainer (`austack.engine`) and the results database
+(`austack.results`). Unset fields (None) keep the defaults of the loss or backbone.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ..errors import ConfigError
+
+
+@dataclass
+class BenchConfig:
+    backbone: str                      # timm name or registered test encoder, e.g. "resnet18"
+    loss: str                          # registered loss, e.g. "wce", "aunce.paper", "aunce.reference"
+    data: str                          # prepared store (.h5)
+    protocol: str | None = None        # default: the store's own protocol
+    folds: tuple[int, ...] = ()        # () = every fold of the protocol
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 1e-6
+    image_size: int = 224              # crop size fed to the encoder (store images are larger)
+    device: str = "auto"               # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    workers: int = 2
+    pretrained: str | None = None      # local weight file; None = random init (said loudly)
+    loss_options: dict[str, Any] = field(default_factory=dict)   # e.g. {"tau": 0.5, "p": [..]}
+    linear_epochs: int = 10            # AUNCE: linear evaluation epochs on the frozen encoder
+    limit_train: int | None = None     # debug subsampling: rows so marked are not comparable
+    out_dir: str = "runs"
+    db: str = "results.sqlite"
+    recipe: str | None = None          # recipe name this config came from, if any
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BenchConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown recipe key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        d = {k: v for k, v in d.items() if v is not None}
+        if "folds" in d:
+            d["folds"] = tuple(int(f) for f in d["folds"])
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["folds"] = list(self.folds)
+        return d

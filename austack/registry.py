@@ -1,0 +1,70 @@
+"""Name -> factory registries for backbones, heads, losses and dataset readers.
+
+A registry files an entry under its name with a decorator, lists names with fnmatch patterns,
+and answers an unknown name with the closest registered ones. A duplicate name is an error so
+two modules can never silently shadow each other. Renamed entries go into `deprecations`.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import warnings
+from typing import Callable, Generic, Iterator, TypeVar
+
+from .errors import ConfigError, UnknownNameError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A named collection of entries of one kind (`kind` is used in messages)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+        self.deprecations: dict[str, str] = {}
+
+    def register(self, name: str | None = None) -> Callable[[T], T]:
+        """Decorator: file the decorated object under `name` (default: its `__name__`)."""
+
+        def add(obj: T) -> T:
+            key = name or getattr(obj, "__name__")
+            if key in self._entries:
+                raise ConfigError(f"duplicate {self.kind} name {key!r}: already registered by "
+                                  f"{getattr(self._entries[key], '__module__', '?')}")
+            self._entries[key] = obj
+            return obj
+
+        return add
+
+    def get(self, name: str) -> T:
+        if name in self.deprecations:
+            new = self.deprecations[name]
+            warnings.warn(f"{self.kind} {name!r} is renamed {new!r}", DeprecationWarning, stacklevel=2)
+            name = new
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: str) -> str:
+        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        return (f"unknown {self.kind} {name!r}{hint} "
+                f"(registered: {', '.join(sorted(self._entries)) or 'none'})")
+
+    def list(self, pattern: str = "*") -> list[str]:
+        """Registered names matching the fnmatch `pattern`, sorted."""
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self)} entries)"

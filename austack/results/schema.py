@@ -1,0 +1,56 @@
+"""One measured result: a (recipe, fold) cell of a benchmark, as stored in the results DB.
+
+The trainer (`austack.engine`) fills a `ResultRow` per fold; `austack.results.db` stores it;
+leaderboards read it back. A failed cell is a row too (`status="error"`, `error` set), so a
+grid never dies on one bad config and the failure stays on record.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class ResultRow:
+    # what was run
+    dataset: str
+    protocol: str                 # protocol id, e.g. bp4d-3fold@v1
+    protocol_hash: str
+    store: str                    # path of the prepared store
+    store_checksum: str           # sha256 over the store's per-session checksums
+    fold: int
+    backbone: str
+    loss: str
+    loss_options: dict[str, Any]
+    seed: int
+    epochs: int
+    config: dict[str, Any]        # the whole resolved BenchConfig
+    aus: list[int]
+    # what came out (F1 and accuracy in [0, 1], per AU in `aus` order)
+    f1: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    f1_mean: float | None = None
+    accuracy_mean: float | None = None
+    selected_on: str = "val"      # split that chose the checkpoint/epoch; never "test"
+    best_epoch: int | None = None
+    val_f1_mean: float | None = None
+    n_train: int = 0
+    n_val: int = 0
+    n_test: int = 0
+    pretrained: str | None = None  # weight file, None = random init
+    comparable: bool = True        # False for debug subsampling (limit_train) and the like
+    # how it ran
+    device: str = ""
+    austack_version: str = ""
+    torch_version: str = ""
+    git_sha: str | None = None
+    wall_s: float | None = None
+    images_per_s: float | None = None
+    peak_mem_mb: float | None = None
+    run_dir: str | None = None     # holds the resolved config, per-epoch CSV and checkpoints
+    status: str = "ok"             # ok | error
+    error: str | None = None
+    created: str = ""              # ISO-8601 UTC
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

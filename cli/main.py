@@ -1,0 +1,73 @@
+"""`austack`, the root command group.
+
+Subcommands live one per module in this package, each exporting `cli`, and are imported only
+when invoked, so `austack --help` stays fast (no torch import) and a broken optional module
+cannot take the others down. Library errors (`AustackError`) become one-line messages with a
+non-zero exit here, at the boundary, and nowhere else.
+"""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from austack import __version__
+from austack.errors import AustackError
+
+# command name -> (module in this package, one-line help shown by `austack --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "Run the whole pipeline on built-in synthetic data and print a leaderboard."),
+    "synth": ("synth", "Write a synthetic dataset in a real dataset's raw layout."),
+    "inspect": ("inspect", "Summarise a raw distribution: subjects, sessions, frames, labels, anomalies."),
+    "prepare": ("prepare", "Align every frame of a raw distribution into one HDF5 store."),
+    "verify": ("verify", "Check a prepared store: schema, counts, labels, checksums."),
+    "info": ("info", "Summarise a prepared store per subject and fold."),
+    "bench": ("bench", "Train and evaluate an AU detector on a prepared store; record the result."),
+    "leaderboard": ("leaderboard", "Per-AU F1 of recorded results beside the published numbers."),
+    "protocols": ("protocols", "List the versioned fold protocols, or show one."),
+    "cite": ("cite", "Citations for a dataset, its protocol and austack."),
+    "list": ("listing", "List registered backbones, losses, readers or recipes."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(n for n, (mod, _) in COMMANDS.items() if importlib.util.find_spec(f"austack.cli.{mod}"))
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"austack.cli.{COMMANDS[name][0]}")
+        cmd = module.cli
+        cmd.name = name
+        return cmd
+
+    def format_commands(self, ctx, formatter):
+        rows = [(n, COMMANDS[n][1]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AustackError as e:
+            raise UserError(e) from None
+
+
+class UserError(click.ClickException):
+    """A library error shown as one line, with the exit code its class asks for."""
+
+    def __init__(self, err: AustackError):
+        super().__init__(str(err))
+        self.exit_code = err.exit_code
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="austack")
+def cli():
+    """austack: prepare AU datasets, train and score detectors, compare with published numbers.
+
+    \b
+    Start with:  austack demo
+    """

@@ -1,0 +1,1 @@
+"""Versioned fold protocols (data). Installed as `austack._resources.protocols`."""
