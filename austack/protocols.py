@@ -76,6 +76,7 @@ class Protocol:
     folds: tuple[Fold, ...]
     validation_fraction: float
     path: str
+    cite: tuple[str, ...] = ()      # BibTeX keys in protocols/datasets.bib (not part of the hash)
 
     @property
     def id(self) -> str:
@@ -186,7 +187,7 @@ def _parse(path: Path) -> Protocol:
         source=str(raw.get("source", "")), aus=tuple(int(a) for a in raw["aus"]),
         label=LabelRule(str(lab["kind"]), int(lab["positive_min"]), tuple(int(c) for c in lab.get("unknown_codes", ()))),
         parts=parts, folds=tuple(folds), validation_fraction=float(raw["validation"]["fraction"]),
-        path=str(path))
+        path=str(path), cite=tuple(raw.get("cite", ())))
 
 
 @cache

@@ -1,0 +1,57 @@
+"""`austack list KIND [PATTERN]`: registry queries, never hand-kept lists."""
+from __future__ import annotations
+
+import click
+
+
+def _encoders(pattern):
+    from austack.models import list_encoders
+    return list_encoders(pattern)
+
+
+def _losses(pattern):
+    from austack.losses import list_losses
+    return list_losses(pattern)
+
+
+def _readers(pattern):
+    from austack.datasets import list_readers
+    return list_readers(pattern)
+
+
+def _layouts(pattern):
+    from austack.synth import list_layouts
+    return list_layouts(pattern)
+
+
+def _recipes(pattern):
+    import fnmatch
+    from austack._resources import baselines_dir
+    names = sorted(p.stem for p in (baselines_dir() / "recipes").glob("*.yaml"))
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+
+def _protocols(pattern):
+    import fnmatch
+    from austack.protocols import list_protocols
+    return [p.id for p in list_protocols() if fnmatch.fnmatchcase(p.id, pattern)]
+
+
+KINDS = {"backbones": _encoders, "losses": _losses, "readers": _readers, "layouts": _layouts,
+         "recipes": _recipes, "protocols": _protocols}
+
+
+@click.command()
+@click.argument("kind", type=click.Choice(sorted(KINDS)))
+@click.argument("pattern", default="*")
+def cli(kind, pattern):
+    """List registered backbones, losses, readers, synthetic layouts, recipes or protocols.
+
+    PATTERN is a shell-style wildcard, e.g. `austack list losses 'aunce*'`. For backbones,
+    any timm model name that yields a feature map also works; the list shows those austack
+    tests and documents.
+    """
+    names = KINDS[kind](pattern)
+    if not names:
+        raise click.ClickException(f"no {kind} match {pattern!r}")
+    click.echo("\n".join(names))
