@@ -82,6 +82,7 @@ ANOMALY_KINDS = {
     "invalid_row": "a row the dataset marks invalid (e.g. Aff-Wild2 all -1), dropped",
     "unreadable": "a file that exists but cannot be parsed or decoded",
     "unexpected_file": "a file in the layout that matches no expected name",
+    "no_face": "a frame with no usable landmarks, kept with face=0 and a grey image",
 }
 
 

@@ -1,0 +1,105 @@
+"""The 49-landmark similarity alignment that the published AU numbers were produced with.
+
+The 49 points are the 68-point iBUG scheme without the jaw (0-16) and the two inner-mouth
+corners (60, 64). The transform is a closed form, not a template fit: roll the eye line level,
+take the box of five anchors (both eye centres, nose tip, mouth corners), enlarge it by
+`box_enlarge` and scale it onto an S x S image so that its centre lands at ((S-1)/2, (S-1)/2)
+and its larger side measures (S-1)/box_enlarge pixels. See docs and the alignment spec.
+
+All coordinates are 0-based pixels; readers convert MATLAB's 1-based files before this point.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .errors import ConfigError
+
+BORDER = 128  # grey of the pixels the warp takes from outside the frame
+METHOD = "similarity-49"
+
+# 49-point index k -> 68-point index: k+17 for k <= 42, k+18 for 43..45, k+19 for 46..48.
+IDX_68_TO_49 = np.r_[17:60, 61:64, 65:68]
+# DISFA ships the 68 without 60 and 64, so the same 49 are simply 17..65 of the 66.
+IDX_66_TO_49 = np.arange(17, 66)
+
+LEFT_EYE = slice(19, 25)    # image-left eye, 49-point order
+RIGHT_EYE = slice(25, 31)   # image-right eye
+NOSE_TIP, MOUTH_LEFT, MOUTH_RIGHT = 13, 31, 37
+
+
+def _points(points, n: int, what: str) -> np.ndarray:
+    p = np.asarray(points, dtype=np.float64)
+    if p.shape != (n, 2):
+        raise ConfigError(f"{what} expects an ({n}, 2) array of landmarks, got shape {p.shape}")
+    return p
+
+
+def landmarks_68_to_49(points) -> np.ndarray:
+    """The 49 alignment points out of a 68-point iBUG set (e.g. dlib output)."""
+    return _points(points, 68, "landmarks_68_to_49")[IDX_68_TO_49]
+
+
+def landmarks_66_to_49(points) -> np.ndarray:
+    """The 49 alignment points out of a 66-point set (DISFA). Never use it on 68 points."""
+    return _points(points, 66, "landmarks_66_to_49")[IDX_66_TO_49]
+
+
+def to_49(points) -> np.ndarray:
+    """Dispatch on the number of points: 49 pass through, 66 and 68 are sliced as above."""
+    n = len(points)
+    if n == 49:
+        return _points(points, 49, "to_49")
+    if n == 66:
+        return landmarks_66_to_49(points)
+    if n == 68:
+        return landmarks_68_to_49(points)
+    raise ConfigError(f"cannot take the 49 alignment points out of {n} landmarks; expected 49, 66 or 68")
+
+
+def similarity_49(landmarks49, size: int = 256, box_enlarge: float = 2.9) -> np.ndarray:
+    """The (2, 3) matrix that maps raw-frame pixels to the S x S aligned face."""
+    p = _points(landmarks49, 49, "similarity_49")
+    if not np.isfinite(p).all():
+        raise ConfigError("similarity_49: landmarks contain NaN or infinity")
+    e_left, e_right = p[LEFT_EYE].mean(0), p[RIGHT_EYE].mean(0)
+    d = e_right - e_left
+    length = float(np.hypot(*d))
+    if length == 0:
+        raise ConfigError("similarity_49: both eye centres coincide; the landmarks are degenerate")
+    c, s = d / length
+    rot = np.array([[c, s], [-s, c]])
+    anchors = np.stack([e_left, e_right, p[NOSE_TIP], p[MOUTH_LEFT], p[MOUTH_RIGHT]]) @ rot.T
+    lo, hi = anchors.min(0), anchors.max(0)
+    centre = (lo + hi) / 2
+    span = float((hi - lo).max())
+    half = 0.5 * box_enlarge * span
+    scale = ((size - 1) / 2) / half
+    return np.hstack([scale * rot, (scale * (half - centre))[:, None]])
+
+
+def transform_points(points, matrix) -> np.ndarray:
+    """Apply a (2, 3) affine matrix to (K, 2) points."""
+    p = np.asarray(points, dtype=np.float64)
+    m = np.asarray(matrix, dtype=np.float64)
+    return p @ m[:, :2].T + m[:, 2]
+
+
+def warp(image: np.ndarray, matrix, size: int) -> np.ndarray:
+    """Bilinear warp onto S x S with the constant grey border the published code uses."""
+    return cv2.warpAffine(image, np.asarray(matrix, dtype=np.float64), (size, size),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(BORDER, BORDER, BORDER))
+
+
+def align_face_49(image: np.ndarray, landmarks49, size: int = 256, box_enlarge: float = 2.9
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(aligned RGB uint8 S x S x 3, matrix (2, 3), aligned landmarks (49, 2))."""
+    matrix = similarity_49(landmarks49, size, box_enlarge)
+    return warp(image, matrix, size), matrix, transform_points(landmarks49, matrix)
+
+
+def alignment_params(size: int = 256, box_enlarge: float = 2.9) -> dict:
+    """The settings a store records; two stores align alike exactly when these are equal."""
+    return {"method": METHOD, "size": int(size), "box_enlarge": float(box_enlarge),
+            "border": BORDER, "interpolation": "bilinear"}

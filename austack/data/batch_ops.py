@@ -1,0 +1,105 @@
+"""Image operations over a whole batch with one parameter per sample, on any device.
+
+Images are float [N, 3, H, W] in [0, 1] unless said otherwise; per-sample factors are tensors
+[N] on the images' device. The `*_` functions work in place, since every extra copy of a
+batch costs a pass over memory on the CPU. Colour maths follows torchvision's definitions
+(ITU-R 601 grey, blend-with-grey contrast and saturation, HSV hue rotation) so the views
+match what a per-image torchvision pipeline would draw.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+GREY_WEIGHTS = (0.2989, 0.587, 0.114)   # torchvision's rgb_to_grayscale
+
+
+def crop_windows(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Every size x size window of the batch and of its mirror image: [2B, C, P, P, size, size].
+
+    A view (no copy) apart from the mirrored half; `crop_flip` picks one window per view.
+    """
+    return torch.cat([images, images.flip(-1)]).unfold(2, size, 1).unfold(3, size, 1)
+
+
+def crop_flip(windows: torch.Tensor, source: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
+              flip: torch.Tensor) -> torch.Tensor:
+    """Out[n] = image source[n] cropped at (top[n], left[n]), mirrored if flip[n]: [N, C, size, size].
+
+    One indexing call over `crop_windows`: a mirrored crop is the window of the mirrored image
+    at the mirrored offset. Works on any dtype: crop before converting to float.
+    """
+    n_images, positions = windows.shape[0] // 2, windows.shape[3]
+    left = torch.where(flip, positions - 1 - left, left)
+    return windows[source + n_images * flip, :, top, left]
+
+
+def grey(x: torch.Tensor) -> torch.Tensor:
+    """Luma [N, 1, H, W] of RGB images [N, 3, H, W]."""
+    r, g, b = x.unbind(1)
+    return (r * GREY_WEIGHTS[0]).add_(g, alpha=GREY_WEIGHTS[1]).add_(b, alpha=GREY_WEIGHTS[2]).unsqueeze(1)
+
+
+def _per_sample(f: torch.Tensor) -> torch.Tensor:
+    return f.view(-1, 1, 1, 1)
+
+
+def brightness_(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    return x.mul_(_per_sample(factor)).clamp_(0.0, 1.0)
+
+
+def contrast_(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blend each image with the mean of its own grey image."""
+    mean = grey(x).mean(dim=(1, 2, 3), keepdim=True)
+    f = _per_sample(factor)
+    return x.mul_(f).add_(mean * (1.0 - f)).clamp_(0.0, 1.0)
+
+
+def saturation_(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blend each image with its grey version."""
+    f, g = _per_sample(factor), grey(x)
+    return x.mul_(f).addcmul_(g, 1.0 - f).clamp_(0.0, 1.0)
+
+
+def hue_(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Rotate the HSV hue by `shift` (a fraction of a turn, torchvision's hue_factor).
+
+    Value V (max) and chroma C (max - min) do not change under a hue rotation, so only the hue
+    h in [0, 6) is needed, and channel n is V - C * clamp(2 - dist(h, c_n), 0, 1) with dist the
+    distance on the hue circle to c_n (R 3, G 5, B 1). All steps are single-channel passes:
+    the cheap kind on the CPU (no integer maths, no gather, no fmod).
+    """
+    r, g, b = x.unbind(1)
+    vmax, vmin = x.amax(dim=1), x.amin(dim=1)
+    chroma = vmax - vmin
+    inv = chroma.clamp(min=1e-12).reciprocal_()
+    h = torch.where(r == vmax, (g - b).mul_(inv),
+                    torch.where(g == vmax, (b - r).mul_(inv).add_(2.0), (r - g).mul_(inv).add_(4.0)))
+    h.add_(shift.view(-1, 1, 1) * 6.0)
+    h.sub_(torch.floor(h / 6.0).mul_(6.0))                     # wrap to [0, 6)
+    for n, centre in enumerate((3.0, 5.0, 1.0)):
+        ramp = (h - centre).abs_().sub_(3.0).abs_().sub_(1.0).clamp_(0.0, 1.0)   # 2 - dist, clipped
+        torch.addcmul(vmax, chroma, ramp, value=-1.0, out=x[:, n])
+    return x
+
+
+def gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
+    """Normalised 1-D Gaussian kernels [N, 2*radius + 1], one per sigma."""
+    t = torch.arange(-radius, radius + 1, device=sigma.device, dtype=sigma.dtype)
+    k = torch.exp(-0.5 * (t[None, :] / sigma[:, None]) ** 2)
+    return k / k.sum(dim=1, keepdim=True)
+
+
+def blur(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur with a kernel per sample: two grouped depthwise convolutions.
+
+    Reflect padding, as torchvision's gaussian_blur.
+    """
+    n, c, h, w = x.shape
+    taps = kernels.shape[1]
+    r = taps // 2
+    weight = kernels.to(x.dtype).repeat_interleave(c, dim=0)          # [N*C, taps]
+    y = F.pad(x.reshape(1, n * c, h, w), (r, r, r, r), mode="reflect")
+    y = F.conv2d(y, weight.view(n * c, 1, taps, 1), groups=n * c)
+    y = F.conv2d(y, weight.view(n * c, 1, 1, taps), groups=n * c)
+    return y.view(n, c, h, w)

@@ -1,0 +1,197 @@
+"""GFT (Sayette Group Formation Task): one video and one AU-occurrence table per participant.
+
+ASSUMED LAYOUT. GFT's raw file layout could not be confirmed from any public source, so this
+reader is driven by a declarative `GFTLayout`, and the default below is an assumption, not a
+documented fact::
+
+    videos/<ID>.avi          one video per participant, ID = 3-digit group + seat (028C)
+    AU_OCC/<ID>.csv          header "frame,AU1,AU2,...", one row per coded frame,
+                             values 0 absent / 1 present / 9 unknown, frames 1-based
+                             (frame f is video frame f - 1)
+
+If your copy differs, describe it in a YAML file with any of `GFTLayout`'s fields and pass
+`layout=path/to/gft-layout.yaml` (CLI: `--option layout=...`), e.g.::
+
+    videos: Videos/{id}.mp4
+    labels: Labels/{id}_AU.csv
+    frame_column: Frame
+    au_columns: {AU01: 1, AU02: 2, AU04: 4, AU06: 6, AU10: 10, AU12: 12, AU14: 14, AU15: 15, AU23: 23, AU24: 24}
+    codes: {0: 0, 1: 1, 9: -1}
+    frame_base: 0
+
+Columns the map does not name are ignored; a protocol AU the file lacks is an error.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..errors import ConfigError, RawDataError
+from ..protocols import Protocol, load_protocol
+from .base import AnomalyReport, FrameRecord, PixelSource, Reader, SessionRecord, SessionRef, register_reader
+from .pixels import video_frame_count
+
+SESSION = "1"   # one recording per participant
+
+
+@dataclass(frozen=True)
+class GFTLayout:
+    """Where GFT's files are and how its label tables are coded. `{id}` stands for a participant."""
+
+    videos: str = "videos/{id}.avi"
+    labels: str = "AU_OCC/{id}.csv"
+    id_pattern: str = r"\d{3}[A-C]"
+    frame_column: str = "frame"
+    au_columns: dict[str, int] = field(default_factory=lambda: {
+        f"AU{a}": a for a in (1, 2, 4, 6, 7, 10, 11, 12, 14, 15, 17, 23, 24)})
+    codes: dict[int, int] = field(default_factory=lambda: {0: 0, 1: 1, 9: -1})  # raw -> 1/0/-1
+    frame_base: int = 1       # the label frame number of the video's first frame
+    delimiter: str = ","
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "GFTLayout":
+        path = Path(path).expanduser()
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"cannot read GFT layout file {path}: {e}") from None
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(raw, dict) or set(raw) - names:
+            extra = sorted(set(raw) - names) if isinstance(raw, dict) else raw
+            raise ConfigError(f"GFT layout file {path}: unknown key(s) {extra}; valid keys: {sorted(names)}")
+        try:
+            if "au_columns" in raw:
+                raw["au_columns"] = {str(k): int(v) for k, v in raw["au_columns"].items()}
+            if "codes" in raw:
+                raw["codes"] = {int(k): int(v) for k, v in raw["codes"].items()}
+                if not set(raw["codes"].values()) <= {-1, 0, 1}:
+                    raise ValueError("codes must map raw values to 1, 0 or -1")
+            if "frame_base" in raw:
+                raw["frame_base"] = int(raw["frame_base"])
+        except (AttributeError, TypeError, ValueError) as e:
+            raise ConfigError(f"GFT layout file {path}: {e}") from None
+        layout = cls(**raw)
+        layout.check()
+        return layout
+
+    def check(self) -> None:
+        for name in ("videos", "labels"):
+            if "{id}" not in getattr(self, name):
+                raise ConfigError(f"GFT layout: {name} pattern {getattr(self, name)!r} must contain {{id}}")
+        re.compile(self.id_pattern)
+
+    def path(self, root: Path, which: str, pid: str) -> Path:
+        return root / getattr(self, which).replace("{id}", pid)
+
+    def find_ids(self, root: Path) -> dict[str, Path]:
+        """Participant id -> label file, for every label file the pattern matches."""
+        head, _, tail = self.labels.partition("{id}")
+        regex = re.compile(re.escape(head) + f"({self.id_pattern})" + re.escape(tail))
+        found = {}
+        for p in sorted(root.glob(self.labels.replace("{id}", "*"))):
+            m = regex.fullmatch(p.relative_to(root).as_posix())
+            if m:
+                found[m.group(1)] = p
+        return found
+
+    def describe(self) -> str:
+        return (f"{self.labels} label tables (header {self.frame_column},AU..., codes {self.codes}) and "
+                f"{self.videos} videos, {{id}} matching {self.id_pattern}")
+
+
+@register_reader("gft")
+class GftReader(Reader):
+    dataset = "gft"
+    protocol = "gft-official"
+    expected = GFTLayout().describe() + " (the ASSUMED default layout; override with layout=<yaml>)"
+
+    def __init__(self, root: str | os.PathLike, *, layout: str | os.PathLike | GFTLayout | None = None,
+                 protocol: str | None = None, **unknown):
+        if unknown:
+            raise ConfigError(f"gft reader: unknown option(s) {sorted(unknown)}; valid: layout, protocol")
+        self.layout = layout if isinstance(layout, GFTLayout) else (
+            GFTLayout.from_yaml(layout) if layout is not None else GFTLayout())
+        self.layout.check()
+        if layout is not None:
+            self.expected = self.layout.describe()
+        self.proto: Protocol = load_protocol(protocol or self.protocol)
+        if self.proto.dataset != self.dataset:
+            raise ConfigError(f"protocol {self.proto.id} is for {self.proto.dataset}, not gft")
+        super().__init__(root, layout=layout, protocol=protocol)
+
+    def verify(self) -> None:
+        self.label_files = self.layout.find_ids(self.root)
+        if not self.label_files:
+            raise self.not_found(f"no label file matches {self.layout.labels} (id {self.layout.id_pattern}) "
+                                 f"under {self.root}")
+
+    def sessions(self) -> list[SessionRef]:
+        return [SessionRef(pid, SESSION, str(p)) for pid, p in sorted(self.label_files.items())]
+
+    def read_session(self, ref: SessionRef, anomalies: AnomalyReport) -> SessionRecord:
+        path = Path(ref.label_file)
+        frames, raw = self._read_table(path)
+        codes = self.layout.codes
+        labels = np.full(raw.shape, -1, np.int8)
+        defined = np.isin(raw, list(codes))
+        for value, label in codes.items():
+            labels[raw == value] = label
+        if not defined.all():
+            bad = sorted(set(raw[~defined].tolist()))
+            anomalies.add("unknown_code", path, f"values {bad} are not among the layout's codes "
+                          f"{sorted(codes)}; stored as unknown (-1)", int((~defined).sum()))
+
+        video = self.layout.path(self.root, "videos", ref.subject)
+        index = frames - self.layout.frame_base
+        if not video.is_file():
+            anomalies.add("missing_image", video, f"no video for {ref.subject} ({self.layout.videos}); "
+                          f"its {len(frames)} labelled frames are skipped", len(frames))
+            return SessionRecord(ref.subject, ref.session, [])
+        try:
+            available = video_frame_count(video).container
+        except RawDataError as e:
+            anomalies.add("unreadable", video, f"{e}; {len(frames)} labelled frames skipped", len(frames))
+            return SessionRecord(ref.subject, ref.session, [])
+        keep = (index >= 0) & (index < (available if available is not None else np.inf))
+        if not keep.all():
+            anomalies.add("count_mismatch", video, f"{int((~keep).sum())} labelled frames of {path.name} fall "
+                          f"outside the video's {available} frames and are skipped", int((~keep).sum()))
+        records = [FrameRecord(ref.subject, ref.session, int(frames[i]),
+                               PixelSource("video", str(video), index=int(index[i])), labels[i])
+                   for i in np.flatnonzero(keep)]
+        return SessionRecord(ref.subject, ref.session, records)
+
+    def _read_table(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """(frame numbers, raw codes in protocol AU order) of one label table."""
+        try:
+            rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig")),
+                                   delimiter=self.layout.delimiter))
+        except (OSError, UnicodeDecodeError) as e:
+            raise RawDataError(f"cannot read GFT label file {path}: {e}", path=path) from None
+        rows = [r for r in rows if any(c.strip() for c in r)]
+        if not rows:
+            raise RawDataError(f"GFT label file {path} is empty", path=path)
+        header = [c.strip() for c in rows[0]]
+        by_au = {au: header.index(col) for col, au in self.layout.au_columns.items() if col in header}
+        missing = [a for a in self.proto.aus if a not in by_au]
+        if self.layout.frame_column not in header or missing:
+            lacks = ([self.layout.frame_column] if self.layout.frame_column not in header else []) + [
+                name for name, au in self.layout.au_columns.items() if au in missing] + [
+                f"AU{a} (no column mapped)" for a in missing if a not in self.layout.au_columns.values()]
+            raise RawDataError(f"GFT label file {path}: header lacks {', '.join(lacks)} (header: "
+                               f"{','.join(header)}); describe your columns with layout=<yaml>", path=path)
+        cols = [header.index(self.layout.frame_column)] + [by_au[a] for a in self.proto.aus]
+        try:
+            table = np.array([[int(float(r[c])) for c in cols] for r in rows[1:]], dtype=np.int64)
+        except (ValueError, IndexError) as e:
+            raise RawDataError(f"GFT label file {path}: non-numeric or short row ({e})", path=path) from None
+        table = table.reshape(-1, len(cols))
+        return table[:, 0], table[:, 1:]

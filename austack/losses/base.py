@@ -1,0 +1,54 @@
+"""What every austack loss shares: how it is driven, and its per-AU weights.
+
+A trainer drives any registered loss from two class attributes:
+``views`` (1 or 2 augmented views per image) and ``takes``:
+``"probs"`` -> ``loss(probs [B, n_au], labels [B, n_au])``;
+``"embeddings"`` -> ``loss(z1 [B, n_au, d], z2 [B, n_au, d], labels [B, n_au])``.
+Labels are 1 (active), 0 (inactive) or -1 (unknown).
+
+Before training it calls ``loss.set_rates(training_rates)`` (see `occurrence_rates`): each loss
+takes from the rates what it uses (WCE and AUNCE turn them into the w_i of eq. 1).
+"""
+from __future__ import annotations
+
+from typing import ClassVar, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .weights import au_weights
+
+
+class AULoss(nn.Module):
+    views: ClassVar[int]
+    takes: ClassVar[str]
+    uses_weights: bool = True   # whether set_rates turns rates into per-AU weights w_i
+
+    def __init__(self, weights=None):
+        super().__init__()
+        self.register_buffer("weights", None)
+        self.register_buffer("rates", None)
+        if weights is not None:
+            self.set_weights(weights)
+
+    def set_weights(self, weights) -> None:
+        """Use these per-AU weights w_i (one per AU, positive)."""
+        w = torch.as_tensor(weights, dtype=torch.float32).detach().reshape(-1)
+        if not torch.isfinite(w).all() or (w < 0).any():
+            raise ConfigError(f"per-AU weights must be finite and non-negative, got {w.tolist()}")
+        self.weights = w
+
+    def set_rates(self, rates, *, aus: Sequence[int] | None = None, min_rate: float | None = None) -> None:
+        """Tell the loss the training occurrence rates; a loss that uses w_i derives them here."""
+        self.rates = torch.as_tensor(rates, dtype=torch.float32).detach().reshape(-1)
+        if self.uses_weights:
+            self.weights = au_weights(rates, aus=aus, min_rate=min_rate)
+
+    def _weights_for(self, n_au: int, like: torch.Tensor) -> torch.Tensor | None:
+        if self.weights is None:
+            return None
+        if self.weights.numel() != n_au:
+            raise ConfigError(f"{type(self).__name__} holds {self.weights.numel()} per-AU weights "
+                              f"but the batch has {n_au} AUs")
+        return self.weights.to(like.device)

@@ -1,0 +1,44 @@
+"""Image bytes in the store: deterministic JPEG (OpenCV's libjpeg) or raw uint8 arrays.
+
+Encoding is deterministic for a given OpenCV build, which `prepare --resume` relies on: a
+resumed run writes the same bytes as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from ..errors import StoreError
+
+
+def encode_image(rgb: np.ndarray, encoding: str, quality: int = 95) -> np.ndarray:
+    """One aligned RGB image as a store row: a uint8 vector of JPEG bytes, or the array itself."""
+    if encoding == "raw":
+        return np.ascontiguousarray(rgb, dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise StoreError(f"OpenCV could not JPEG-encode an image of shape {rgb.shape}")
+    return buf.reshape(-1)
+
+
+def decode_image(row: np.ndarray, encoding: str, *, where: str = "store") -> np.ndarray:
+    """A store row back to RGB uint8 H x W x 3."""
+    if encoding == "raw":
+        return np.asarray(row)
+    bgr = cv2.imdecode(np.asarray(row, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise StoreError(f"{where}: image bytes do not decode as JPEG; run `austack verify` on it")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def digest_rows(rows: Iterable[np.ndarray]) -> str:
+    """sha256 over the rows' bytes, each preceded by its length (8 bytes, little endian)."""
+    h = hashlib.sha256()
+    for row in rows:
+        b = np.ascontiguousarray(row, dtype=np.uint8).tobytes()
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()

@@ -1,0 +1,70 @@
+"""`info`: what a store holds, per subject and per fold split, with its provenance."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..protocols import SPLITS
+from ._reader import Store
+from ._schema import text
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """Frames of one subject, or of one split of one fold, with the AU occurrence rates."""
+
+    name: str            # subject id, or "fold 1 train"
+    units: int           # sessions (per subject) or subjects/videos (per split)
+    frames: int
+    faces: int
+    rates: tuple[float, ...]   # per AU: present / known, NaN where no frame is known
+
+
+@dataclass
+class StoreInfo:
+    path: Path
+    dataset: str
+    aus: tuple[int, ...]
+    frames: int
+    sessions: int
+    faces: int
+    attrs: dict                    # alignment, protocol, encoding, provenance (decoded)
+    subjects: list[GroupSummary] = field(default_factory=list)
+    folds: list[GroupSummary] = field(default_factory=list)
+    anomalies: Counter = field(default_factory=Counter)
+
+
+def label_rates(labels: np.ndarray) -> tuple[float, ...]:
+    """Per column: share of 1 among the known (not -1) labels."""
+    known = (labels >= 0).sum(0)
+    pos = (labels == 1).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tuple(np.where(known > 0, pos / np.maximum(known, 1), np.nan).tolist())
+
+
+def _group(name: str, units: int, rows: np.ndarray, store: Store) -> GroupSummary:
+    return GroupSummary(name, units, len(rows), int(store.face[rows].sum()), label_rates(store.labels[rows]))
+
+
+def info(path: str | os.PathLike) -> StoreInfo:
+    """Summarise a finished store: per subject, per fold split, alignment and provenance."""
+    with Store(path) as s:
+        out = StoreInfo(s.path, s.dataset, s.aus, len(s), len(s.sessions), int(s.face.sum()), s.attrs)
+        subjects = s.subjects
+        session_subjects = Counter(map(text, s.sessions["subject"]))
+        for subject in sorted(set(subjects.tolist())):
+            out.subjects.append(_group(subject, session_subjects[subject], np.flatnonzero(subjects == subject), s))
+        proto = s.protocol()
+        for fold in proto.folds:
+            assigned = proto.assign(fold.index, s.units())
+            for split in SPLITS:
+                units = [u for u, v in assigned.items() if v == split]
+                out.folds.append(_group(f"fold {fold.index} {split}", len(units),
+                                        np.flatnonzero(np.isin(subjects, units)), s))
+        for a in s.anomalies():
+            out.anomalies[a.kind] += a.count
+    return out

@@ -1,0 +1,46 @@
+"""`austack info OUT.h5`: a store per subject and per fold, its alignment and provenance."""
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from austack.store import info
+from austack.store import open_store
+
+from ._store_tables import anomaly_table, percent
+
+
+def _groups(title: str, unit: str, groups, aus) -> Table:
+    t = Table(title=title, title_justify="left")
+    t.add_column("", no_wrap=True)
+    for col in (unit, "frames", "faces"):
+        t.add_column(col, justify="right")
+    for a in aus:
+        t.add_column(f"AU{a} %", justify="right")
+    for g in groups:
+        t.add_row(g.name, str(g.units), str(g.frames), str(g.faces), *map(percent, g.rates))
+    return t
+
+
+@click.command()
+@click.argument("store", type=click.Path(dir_okay=False))
+@click.option("--anomalies", "show_all", is_flag=True, help="List every anomaly, not the first 30.")
+def cli(store, show_all):
+    """Summarise STORE: frames and AU rates per subject and per fold split; alignment; provenance."""
+    console = Console()
+    s = info(store)
+    a = s.attrs
+    console.print(f"[bold]{s.path}[/]: {s.dataset}, {s.frames} frames ({s.faces} with a face) in {s.sessions} "
+                  f"sessions of {len(s.subjects)} subjects")
+    console.print(f"protocol {a['protocol']} (hash {a['protocol_hash']}); alignment {a['alignment']}; "
+                  f"landmarks {a['landmark_source']}; images {a['image_encoding']}"
+                  + (f" q{a['jpeg_quality']}" if a["image_encoding"] == "jpeg" else ""))
+    src = a.get("source", {})
+    console.print(f"made by austack {a['austack_version']} on {a['created']} from {src.get('root', '?')}")
+    console.print(_groups("Subjects", "sessions", s.subjects, s.aus))
+    console.print(_groups("Folds", "units", s.folds, s.aus))
+    with open_store(store) as st:
+        table = anomaly_table(st.anomalies(), limit=10**9 if show_all else 30)
+    if table is not None:
+        console.print(table)

@@ -1,0 +1,58 @@
+"""`austack prepare DATASET RAW_DIR OUT.h5`: align a raw distribution into one HDF5 store."""
+from __future__ import annotations
+
+import click
+from rich.console import Console
+
+from austack.prepare import LANDMARK_MODES, prepare
+from austack.progress import make_progress
+from austack.store import ENCODINGS
+
+from ._store_tables import anomaly_table
+
+
+@click.command()
+@click.argument("dataset")
+@click.argument("raw_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes (sessions are decoded and aligned in parallel).")
+@click.option("--landmarks", default="auto", show_default=True, type=click.Choice(LANDMARK_MODES),
+              help="auto: shipped landmarks where present, dlib elsewhere.")
+@click.option("--size", default=256, show_default=True, type=click.IntRange(min=16), help="Aligned image side.")
+@click.option("--box-enlarge", default=2.9, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Face box enlargement of the 49-point alignment.")
+@click.option("--store", "encoding", default="jpeg", show_default=True, type=click.Choice(ENCODINGS),
+              help="Image encoding in the store (see docs/benchmarks.md).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run (OUT.h5.partial).")
+@click.option("--force", is_flag=True, help="Rebuild OUT.h5 (or restart its partial file) from scratch.")
+def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, resume, force):
+    """Align every frame of RAW_DIR (a raw DATASET distribution) into the store OUT.h5."""
+    console = Console()
+    console.print(f"[bold]prepare[/] {dataset} {raw_dir} -> {out}  workers={workers} landmarks={landmarks} "
+                  f"size={size} box_enlarge={box_enlarge} store={encoding} resume={resume} force={force}")
+    with make_progress(console) as bar:
+        task = bar.add_task("frames", total=None, detail="reading labels")
+
+        def progress(done: int, total: int, subject: str) -> None:
+            bar.update(task, completed=done, total=total, detail=subject)
+
+        try:
+            report = prepare(dataset, raw_dir, out, workers=workers, landmarks=landmarks, size=size,
+                             box_enlarge=box_enlarge, store=encoding, resume=resume, force=force,
+                             progress=progress)
+        except KeyboardInterrupt:
+            bar.stop()
+            raise click.ClickException(f"interrupted; rerun with --resume to continue {out}.partial") from None
+    if report.already_complete:
+        console.print(f"{report.out} is already complete ({report.frames} frames, {report.sessions} sessions); "
+                      "nothing to do")
+    else:
+        origins = ", ".join(f"{k} {v}" for k, v in sorted(report.origins.items()))
+        console.print(f"[bold green]wrote[/] {report.out}: {report.frames} frames in {report.sessions} sessions "
+                      f"({report.resumed_sessions} kept from the partial file); this run {report.written_frames} "
+                      f"frames in {report.seconds:.1f} s ({report.frames_per_s:.1f} frames/s), "
+                      f"{report.faces} aligned, {report.no_face} without a face; landmarks: {origins or 'none'}")
+    table = anomaly_table(report.anomalies)
+    if table is not None:
+        console.print(table)

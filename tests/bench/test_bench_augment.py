@@ -1,0 +1,108 @@
+"""Throughput of the two-view batch augmentation against a per-image torchvision pipeline,
+and of the store loader, on one CPU thread.
+
+    python -m pytest tests/bench/test_bench_augment.py --benchmark-enable --benchmark-group-by=group
+
+Each augmentation benchmark processes BATCH source images of 256 px into two 224 px views, so
+images/s = BATCH / mean time. Two baselines: the torchvision transforms as listed in the AUNCE
+recipe (its GaussianBlur is a dense 23 x 23 convolution per image), and the same pipeline with
+PIL's ImageFilter blur (the faster per-image practice of SimCLR/MoCo code); report against both.
+Without --benchmark-enable (the project default) each runs once as a smoke test.
+"""
+from __future__ import annotations
+
+import json
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms as T
+from PIL import Image, ImageFilter
+from skimage import data
+
+from austack.data import AUStoreDataset, BatchAugment
+from austack.protocols import load_protocol
+
+BATCH = 32
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def face() -> np.ndarray:
+    return cv2.resize(data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+
+
+class PILGaussianBlur:
+    def __init__(self, sigma=(0.1, 2.0)):
+        self.sigma = sigma
+
+    def __call__(self, img):
+        return img.filter(ImageFilter.GaussianBlur(radius=float(np.random.uniform(*self.sigma))))
+
+
+def per_image_pipeline(blur) -> T.Compose:
+    return T.Compose([T.RandomCrop(224), T.RandomHorizontalFlip(),
+                      T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), T.RandomGrayscale(0.2),
+                      T.RandomApply([blur], p=0.5), T.ToTensor(), T.Normalize(MEAN, STD)])
+
+
+@pytest.mark.benchmark(group="augment")
+def test_bench_batch_augment(benchmark, face):
+    images = torch.from_numpy(face).permute(2, 0, 1).contiguous().expand(BATCH, -1, -1, -1).contiguous()
+    aug = BatchAugment(crop=224, views=2, seed=0)
+    v1, v2 = benchmark(aug, images)
+    assert v1.shape == v2.shape == (BATCH, 3, 224, 224)
+
+
+@pytest.mark.parametrize("blur", ["torchvision", "pil"])
+@pytest.mark.benchmark(group="augment")
+def test_bench_per_image_baseline(benchmark, face, blur):
+    tf = per_image_pipeline(T.GaussianBlur(23, (0.1, 2.0)) if blur == "torchvision" else PILGaussianBlur())
+    img = Image.fromarray(face)
+
+    def run():
+        return [(tf(img), tf(img)) for _ in range(BATCH)]
+
+    out = benchmark.pedantic(run, rounds=3 if blur == "torchvision" else 5, iterations=1)
+    assert out[0][0].shape == (3, 224, 224)
+
+
+@pytest.fixture(scope="module")
+def face_store(tmp_path_factory, face):
+    """256 JPEG frames (quality 95, the prepare default size) of the astronaut face, jittered."""
+    path = tmp_path_factory.mktemp("bench") / "bp4d.h5"
+    proto = load_protocol("bp4d-3fold@v1")
+    n, rng = 256, np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        f.attrs.update(schema_version=1, complete=True, dataset="bp4d", aus=np.array(proto.aus),
+                       protocol=proto.id, protocol_hash=proto.hash, image_encoding="jpeg",
+                       alignment=json.dumps({"method": "similarity-49", "size": 256}))
+        images = f.create_dataset("images", (n,), dtype=h5py.vlen_dtype(np.uint8))
+        for i in range(n):
+            frame = np.clip(face.astype(int) + rng.integers(-8, 9, face.shape), 0, 255).astype(np.uint8)
+            images[i] = cv2.imencode(".jpg", frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].ravel()
+        f["labels"] = rng.integers(-1, 2, (n, len(proto.aus))).astype(np.int8)
+        f.create_dataset("subject", data=["F001"] * n, dtype=h5py.string_dtype())
+        f.create_dataset("split", data=[""] * n, dtype=h5py.string_dtype())
+    return path
+
+
+@pytest.mark.benchmark(group="loader")
+def test_bench_store_decode(benchmark, face_store):
+    ds = AUStoreDataset(face_store, split="train")
+
+    def read_all():
+        return [ds[i][0] for i in range(len(ds))]
+
+    out = benchmark.pedantic(read_all, rounds=3, iterations=1)
+    assert len(out) == 256 and out[0].shape == (3, 256, 256)

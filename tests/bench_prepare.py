@@ -1,0 +1,74 @@
+"""Measure prepare's per-frame cost on one core at BP4D frame size (1392 x 1040).
+
+    python tests/bench_prepare.py [--frames 60]
+
+Frames are the astronaut photo under small moves, scaled to 1392 x 1040 and written as JPEG
+(BP4D ships JPEGs). Times `process_chunk` (decode, landmarks, align, JPEG-encode) with shipped
+landmarks and with dlib, and dlib landmarks alone with the tracker vs detecting every frame.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _prepare_fake import _moved  # noqa: E402
+
+from austack.datasets.base import FrameRecord, PixelSource  # noqa: E402
+from austack.landmarks import LandmarkTracker, detect_68  # noqa: E402
+from austack.prepare import Job, process_chunk  # noqa: E402
+
+W, H = 1392, 1040
+
+
+def frames(folder: Path, n: int) -> list[FrameRecord]:
+    out = []
+    for k in range(n):
+        img, p68 = _moved(k)
+        # the 512 px photo scaled to the frame height (the face about 400 px across, as in BP4D)
+        # and widened with mirrored margins
+        img = cv2.resize(img, (H, H), interpolation=cv2.INTER_LINEAR)
+        pad = (W - H) // 2
+        img = cv2.copyMakeBorder(img, 0, 0, pad, W - H - pad, cv2.BORDER_REFLECT)
+        p68 = p68 * (H / 512) + [pad, 0]
+        path = folder / f"{k}.jpg"
+        cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        out.append(FrameRecord("F001", "T1", k, PixelSource("image", str(path)), np.zeros(12, np.int8),
+                               landmarks=p68.astype(np.float32)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=60)
+    args = ap.parse_args()
+    detect_68(np.zeros((64, 64, 3), np.uint8))  # load the dlib models outside the timings
+    with tempfile.TemporaryDirectory() as tmp:
+        recs = frames(Path(tmp), args.frames)
+        print(f"| stage ({args.frames} frames of {W}x{H}, one process) | ms/frame | frames/s |")
+        print("|---|---:|---:|")
+        for mode in ("shipped", "dlib"):
+            t0 = time.perf_counter()
+            res = process_chunk(Job(recs, mode, 256, 2.9, "jpeg", 95, False, 12))
+            dt = (time.perf_counter() - t0) / len(recs)
+            print(f"<!-- {mode}: {int(res.rows.face.sum())}/{len(recs)} frames with a face -->")
+            print(f"| prepare, --landmarks {mode} (decode + landmarks + align + encode) | {1e3 * dt:.1f} | {1 / dt:.1f} |")
+        imgs = [cv2.cvtColor(cv2.imread(r.source.path), cv2.COLOR_BGR2RGB) for r in recs]
+        tracker = LandmarkTracker()
+        for name, fn in (("dlib, detect every frame (640 px detector input)", lambda: [detect_68(i) for i in imgs]),
+                         ("dlib, LandmarkTracker (reuse the previous box)", lambda: [tracker(i) for i in imgs])):
+            t0 = time.perf_counter()
+            fn()
+            dt = (time.perf_counter() - t0) / len(imgs)
+            print(f"| {name} | {1e3 * dt:.1f} | {1 / dt:.1f} |")
+        print(f"<!-- tracker: {tracker.stats} -->")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""`austack prepare`, `verify`, `info` at the command line."""
+from __future__ import annotations
+
+import h5py
+import pytest
+from click.testing import CliRunner
+
+from austack.cli.main import cli
+
+import _prepare_fake  # noqa: F401  (registers the test-fake reader)
+from _prepare_fake import write_fake_raw
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    write_fake_raw(root / "raw", subjects=("S1", "S2"), sessions=("T1",), frames=2, truncated=False)
+    res = CliRunner().invoke(cli, ["prepare", "test-fake", str(root / "raw"), str(root / "s.h5"),
+                                   "--landmarks", "shipped"])
+    assert res.exit_code == 0, res.output
+    assert "wrote" in res.output and "4 frames in 2 sessions" in res.output and "no_face" in res.output
+    return root / "s.h5"
+
+
+@pytest.mark.parametrize("command", ["prepare", "verify", "info"])
+def test_help(command):
+    res = CliRunner().invoke(cli, [command, "--help"])
+    assert res.exit_code == 0 and "Usage" in res.output
+
+
+def test_bad_options_exit_2(tmp_path):
+    res = CliRunner().invoke(cli, ["prepare", "bp4d", str(tmp_path), str(tmp_path / "o.h5"), "--landmarks", "x"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["prepare", "bp4d", str(tmp_path / "nope"), str(tmp_path / "o.h5")])
+    assert res.exit_code == 2
+
+
+def test_verify_and_info(store, tmp_path):
+    res = CliRunner().invoke(cli, ["verify", str(store)])
+    assert res.exit_code == 0 and "valid" in res.output
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["info", str(store)])
+    assert res.exit_code == 0, res.output
+    assert "fold 1 test" in res.output and "S2" in res.output and "test-fake-3fold@v1" in res.output
+    damaged = tmp_path / "d.h5"
+    damaged.write_bytes(store.read_bytes())
+    with h5py.File(damaged, "r+") as f:
+        f["frame"][1] = f["frame"][0]
+    res = CliRunner().invoke(cli, ["verify", str(damaged)])
+    assert res.exit_code == 1 and "duplicate frame" in res.output
+
+
+def test_missing_store_is_one_line(tmp_path):
+    res = CliRunner().invoke(cli, ["info", str(tmp_path / "none.h5")])
+    assert res.exit_code == 1 and "does not exist" in res.output and "Traceback" not in res.output
