@@ -70,8 +70,8 @@ def encode_jpeg(rgb: np.ndarray) -> bytes:
 
 def occurrence_codes(session: SynthSession, aus, positive_min: int) -> np.ndarray:
     """0/1 occurrence per frame for `aus` from the written intensities; AUs the renderer
-    cannot show are 0 (absent)."""
-    out = np.zeros((session.n_frames, len(aus)), dtype=np.int64)
+    cannot show are 9 (unknown): the generator never claims what the frames do not show."""
+    out = np.full((session.n_frames, len(aus)), 9, dtype=np.int64)
     for j, au in enumerate(aus):
         if au in ALL_AUS:
             out[:, j] = session.written[:, ALL_AUS.index(au)] >= positive_min
