@@ -66,6 +66,7 @@ class AffWild2Reader(Reader):
         if unknown:
             raise ConfigError(f"affwild2 reader: unknown option(s) {sorted(unknown)}; valid: protocol")
         self.proto: Protocol = load_protocol(protocol or self.protocol)
+        self.protocol = self.proto.id      # the protocol in use, read by prepare
         if self.proto.dataset != self.dataset:
             raise ConfigError(f"protocol {self.proto.id} is for {self.proto.dataset}, not affwild2")
         missing = [a for a in self.proto.aus if a not in HEADER_AUS]

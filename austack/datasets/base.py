@@ -125,7 +125,8 @@ class AnomalyReport:
 class Reader:
     """Base class of the per-dataset readers.
 
-    Subclasses declare `dataset` (the registry name), `protocol` (default protocol name) and
+    Subclasses declare `dataset` (the registry name), `protocol` (default protocol name; an
+    instance sets it to the id of the protocol it actually reads with) and
     `expected` (the layout, in words and glob patterns, used in `DatasetNotFoundError`), and
     implement `verify`, `sessions` and `read_session`.
     """

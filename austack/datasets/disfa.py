@@ -68,6 +68,7 @@ class DisfaReader(Reader):
             raise ConfigError(f"disfa reader: camera must be one of {sorted(CAMERAS)}, got {camera!r}")
         self.camera = camera
         self.proto: Protocol = load_protocol(protocol or self.protocol)
+        self.protocol = self.proto.id      # the protocol in use, read by prepare
         if self.proto.dataset != self.dataset:
             raise ConfigError(f"protocol {self.proto.id} is for {self.proto.dataset}, not disfa")
         super().__init__(root, camera=camera, protocol=protocol)

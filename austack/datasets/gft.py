@@ -123,6 +123,7 @@ class GftReader(Reader):
         if layout is not None:
             self.expected = self.layout.describe()
         self.proto: Protocol = load_protocol(protocol or self.protocol)
+        self.protocol = self.proto.id      # the protocol in use, read by prepare
         if self.proto.dataset != self.dataset:
             raise ConfigError(f"protocol {self.proto.id} is for {self.proto.dataset}, not gft")
         super().__init__(root, layout=layout, protocol=protocol)
