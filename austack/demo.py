@@ -1,0 +1,296 @@
+"""`austack demo`: the whole pipeline on synthetic BP4D, start to finish, in minutes on a laptop.
+
+synth (BP4D raw layout) -> prepare (align into a store) -> bench (the `demo-wce` and
+`demo-aunce` recipes, every fold) -> leaderboard, with the always-active predictor's F1 on the
+same test folds printed beside it, so the margin a trained model makes is plain to see.
+
+Every stage records what it did in `<out>/demo-state.json`; a rerun with the same settings
+reuses finished stages and resumes an interrupted one (prepare and bench resume by themselves).
+A bench stage that finished with failed folds is finished: its error rows are in the database
+and the leaderboard counts them; start over with a fresh --out to retry them.
+The pipeline's functions come in a `DemoSteps`, so tests can run the demo with fakes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+
+from .errors import ConfigError
+from .results.schema import ResultRow
+
+LAYOUT = "bp4d"
+RECIPES = ("demo-wce", "demo-aunce")
+STATE_FILE = "demo-state.json"
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How much synthetic data the demo makes, and how long it trains."""
+
+    name: str
+    subjects: int              # dealt over the protocol's parts, so every fold has test subjects
+    sessions: int              # per subject
+    frames: int                # per session
+    size: int                  # synthetic frame size handed to `synthesize`
+    bench: dict[str, Any] = field(default_factory=dict)   # recipe overrides (epochs, ...)
+
+
+FULL = DemoSize("full", subjects=9, sessions=2, frames=24, size=256)
+QUICK = DemoSize("quick", subjects=6, sessions=2, frames=20, size=256,
+                 bench={"epochs": 1, "linear_epochs": 1, "batch_size": 16})
+
+
+def _default_synthesize(*args, **kw):
+    from .synth import synthesize
+    return synthesize(*args, **kw)
+
+
+def _default_prepare(*args, **kw):
+    from .prepare import prepare
+    return prepare(*args, **kw)
+
+
+def _default_run_bench(*args, **kw):
+    from .engine.bench import run_bench
+    return run_bench(*args, **kw)
+
+
+def _default_load_recipe(name: str) -> dict[str, Any]:
+    from .cli.bench import load_recipe   # the one recipe reader; see the report on moving it
+    return load_recipe(name)
+
+
+@dataclass
+class DemoSteps:
+    """The functions the demo calls, in order; tests substitute fakes."""
+
+    synthesize: Callable = _default_synthesize
+    prepare: Callable = _default_prepare
+    run_bench: Callable = _default_run_bench
+    load_recipe: Callable[[str], dict[str, Any]] = _default_load_recipe
+
+
+@dataclass
+class StageReport:
+    name: str
+    seconds: float             # of the run that did the work (a reused stage keeps its first time)
+    reused: bool
+    detail: str = ""
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    db: Path
+    store: Path
+    stages: list[StageReport]
+    rows: list[ResultRow]                 # measured rows of this demo's recipes, every fold
+    boards: list                          # austack.results.leaderboard.Leaderboard
+    trivial_f1: dict[int, float]          # fold -> always-active Avg F1 on its test split, in [0, 1]
+
+    def trivial_f1_mean(self, folds=None) -> float:
+        """Mean over `folds` (default: every fold) of the always-active Avg F1."""
+        values = [self.trivial_f1[k] for k in (self.trivial_f1 if folds is None else folds)]
+        return sum(values) / len(values)
+
+
+class _State:
+    """`demo-state.json`: the settings and outcome of each finished stage, written atomically."""
+
+    def __init__(self, out: Path, size: DemoSize):
+        self.path = out / STATE_FILE
+        if self.path.exists():
+            self.data = json.loads(self.path.read_text(encoding="utf-8"))
+            if self.data.get("size") != size.name:
+                raise ConfigError(f"{out} holds a {self.data.get('size')!r} demo, not a {size.name!r} one; "
+                                  f"pass another --out or delete {out}", path=out)
+        else:
+            if out.exists() and any(out.iterdir()):
+                raise ConfigError(f"{out} is not empty and holds no {STATE_FILE}; the demo only writes into "
+                                  f"an empty folder or its own: pass another --out", path=out)
+            self.data = {"size": size.name, "stages": {}}
+            self.save()
+
+    def done(self, stage: str, settings: dict) -> dict | None:
+        """The stage's record if it finished with these settings; None if it never finished.
+
+        A stage that finished with other settings (a changed recipe or austack version) is not
+        redone over the old outputs: that is an error, with the way out."""
+        entry = self.data["stages"].get(stage)
+        if entry is None:
+            return None
+        if entry["settings"] != settings:
+            raise ConfigError(f"the demo in {self.path.parent} ran stage {stage!r} with other settings "
+                              f"(was {json.dumps(entry['settings'], sort_keys=True)}); delete that folder or "
+                              f"pass another --out", path=self.path)
+        return entry
+
+    def finish(self, stage: str, settings: dict, seconds: float, **outcome) -> None:
+        self.data["stages"][stage] = {"settings": settings, "seconds": seconds, **outcome}
+        self.save()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+def run_demo(out: str | os.PathLike = "demo-out", quick: bool = False, *, console: Console | None = None,
+             steps: DemoSteps | None = None, workers: int = 2) -> DemoResult:
+    """Run (or resume) the demo in `out`; returns what it measured. Prints each stage with its time."""
+    from .results.db import ResultsDB
+
+    size = QUICK if quick else FULL
+    steps = steps or DemoSteps()
+    console = console or Console()
+    out = Path(out).expanduser().resolve()
+    state = _State(out, size)
+    raw, store, db_path = out / "raw" / LAYOUT, out / f"{LAYOUT}.h5", out / "results.sqlite"
+    stages: list[StageReport] = []
+    n_stages = 3 + len(RECIPES)
+
+    def say(text: str, style: str | None = None) -> None:   # paths and messages are not markup
+        console.print(text, style=style, markup=False, highlight=False)
+
+    def stage(name: str, settings: dict, work: Callable[[], dict], detail: Callable[[dict], str]) -> dict:
+        number = len(stages) + 1
+        entry = state.done(name, settings)
+        if entry is not None:
+            report = StageReport(name, entry["seconds"], True, detail(entry))
+            say(f"[{number}/{n_stages}] {name}: reused ({report.detail}; took {report.seconds:.1f} s)")
+        else:
+            say(f"[{number}/{n_stages}] {name} ...")
+            t0 = time.perf_counter()
+            outcome = work()
+            seconds = time.perf_counter() - t0
+            state.finish(name, settings, seconds, **outcome)
+            entry = state.done(name, settings)
+            report = StageReport(name, seconds, False, detail(entry))
+            say(f"[{number}/{n_stages}] {name}: done in {seconds:.1f} s ({report.detail})")
+        stages.append(report)
+        return entry
+
+    synth_settings = {"layout": LAYOUT, "subjects": size.subjects, "sessions": size.sessions,
+                      "frames": size.frames, "size": size.size, "seed": 0}
+
+    def synth() -> dict:
+        if raw.exists():            # left by an interrupted run of this demo: start that stage over
+            shutil.rmtree(raw)
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        kw = {k: v for k, v in synth_settings.items() if k != "layout"}
+        steps.synthesize(raw, LAYOUT, **kw)
+        return {"frames": size.subjects * size.sessions * size.frames}
+
+    stage("synth", synth_settings, synth,
+          lambda e: f"{size.subjects} subjects x {size.sessions} sessions x {size.frames} frames -> {raw}")
+
+    prepare_settings = {"upstream": synth_settings, "landmarks": "auto"}
+
+    def prep() -> dict:
+        report = steps.prepare(LAYOUT, raw, store, workers=workers, landmarks="auto", resume=True)
+        return {"frames": int(report.frames), "no_face": int(getattr(report, "no_face", 0))}
+
+    stage("prepare", prepare_settings, prep,
+          lambda e: f"{e['frames']} frames, {e['no_face']} without a face -> {store}")
+
+    rows: list[ResultRow] = []
+    for name in RECIPES:
+        recipe = steps.load_recipe(name)
+        cfg = _bench_config(recipe, size, store, out, db_path)
+        bench_settings = {"upstream": prepare_settings, "config": cfg.to_dict()}
+
+        def bench(cfg=cfg) -> dict:
+            fold_rows = steps.run_bench(cfg, console=console)
+            with ResultsDB(db_path) as db:
+                ids = db.insert_many(fold_rows)
+            failed = [r for r in fold_rows if r.status != "ok"]
+            for r in failed:
+                say(f"{cfg.recipe} fold {r.fold} failed: {r.error}", style="red")
+            return {"ids": ids, "failed": len(failed)}
+
+        entry = stage(f"bench {name}", bench_settings, bench,
+                      lambda e: f"{len(e['ids'])} fold row(s), {e['failed']} failed, in {db_path.name}")
+        with ResultsDB(db_path) as db:
+            wanted = set(entry["ids"])
+            rows += [r for i, r in db.query_with_ids(status=None, include_noncomparable=True) if i in wanted]
+
+    t0 = time.perf_counter()
+    trivial = trivial_all_active_f1(store)
+    boards = _leaderboard(db_path)
+    stages.append(StageReport("leaderboard", time.perf_counter() - t0, False, f"from {db_path}"))
+    say(f"[{n_stages}/{n_stages}] leaderboard: done in {stages[-1].seconds:.1f} s")
+    result = DemoResult(out, db_path, store, stages, rows, boards, trivial)
+    print_summary(result, console)
+    return result
+
+
+def _bench_config(recipe: dict[str, Any], size: DemoSize, store: Path, out: Path, db_path: Path):
+    from .engine.config import BenchConfig
+
+    return BenchConfig.from_dict({**recipe, **size.bench, "data": str(store), "out_dir": str(out / "runs"),
+                                  "db": str(db_path)})
+
+
+def trivial_all_active_f1(store: str | os.PathLike) -> dict[int, float]:
+    """Fold -> Avg F1 (mean over AUs) of the predictor that calls every AU active, on each test
+    fold of the store's protocol: the floor a trained detector's F1 should be read against."""
+    from .metrics import trivial_all_active
+    from .store import open_store
+
+    with open_store(store) as s:
+        protocol = s.protocol()
+        labels = s.labels
+        out = {}
+        for fold in protocol.folds:
+            rows = s.get_subset(protocol, fold=fold.index, split="test")
+            out[fold.index] = float(trivial_all_active(labels[rows], protocol.aus).f1_mean)
+    return out
+
+
+def _leaderboard(db_path: Path) -> list:
+    from .results.leaderboard import leaderboards_from_db
+
+    return leaderboards_from_db(db_path, LAYOUT, published=False, show_all=True)
+
+
+def print_summary(result: DemoResult, console: Console) -> None:
+    """The leaderboard, each recipe's margin over the always-active predictor, and the stage times."""
+    from rich.table import Table
+
+    from .results.leaderboard import MEASURED, print_rich
+
+    print_rich(result.boards, console)
+    margins = Table(title="Margin over the always-active predictor (same test folds)")
+    for col in ("#", "Method", "Avg F1", "always-active", "margin"):
+        margins.add_column(col, justify="left" if col == "Method" else "right", no_wrap=True)
+    for board in result.boards:
+        for r in board.of_kind(MEASURED):
+            trivial = 100 * result.trivial_f1_mean(r.folds)   # over the folds this row has
+            avg = "–" if r.avg is None else f"{r.avg:.1f}"
+            margin = "–" if r.avg is None else f"{r.avg - trivial:+.1f}"
+            margins.add_row(str(r.rank), r.method, avg, f"{trivial:.1f}", margin)
+    if margins.row_count:
+        console.print(margins)
+    else:
+        console.print("no recipe finished a fold; the errors are above and in the database", style="red",
+                      markup=False)
+    folds = ", ".join(f"fold {k} {100 * f:.1f}" for k, f in result.trivial_f1.items())
+    total = sum(s.seconds for s in result.stages if not s.reused)
+    times = ", ".join(f"{s.name} {'reused' if s.reused else f'{s.seconds:.1f} s'}" for s in result.stages)
+    for line in (f"always-active Avg F1 per test fold: {folds} (mean {100 * result.trivial_f1_mean():.1f})",
+                 f"stages: {times}; this run {total:.1f} s",
+                 f"results: {result.db} (`austack leaderboard --db {result.db}` shows them beside the "
+                 f"published numbers)"):
+        console.print(line, markup=False, highlight=False)
+
+
+__all__ = ["run_demo", "DemoSteps", "DemoResult", "DemoSize", "FULL", "QUICK", "trivial_all_active_f1",
+           "print_summary"]

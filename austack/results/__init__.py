@@ -1,0 +1,4 @@
+"""Measured results: the row schema, the SQLite results database and leaderboards."""
+from .schema import ResultRow
+
+__all__ = ["ResultRow"]
