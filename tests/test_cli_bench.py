@@ -1,0 +1,63 @@
+"""`austack bench` through click's CliRunner: help, a tiny run recorded in the DB, bad names."""
+from __future__ import annotations
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from austack.cli.main import cli
+from austack.results.db import ResultsDB
+
+
+@pytest.fixture
+def invoke():
+    runner = CliRunner()
+    return lambda *args: runner.invoke(cli, [str(a) for a in args])
+
+
+def test_help(invoke):
+    r = invoke("bench", "--help")
+    assert r.exit_code == 0
+    for flag in ("--data", "--fold", "--recipe", "--beta-pos", "--limit-train", "--linear-epochs"):
+        assert flag in r.output
+
+
+def test_tiny_run_prints_config_and_table_and_records_a_row(invoke, tiny_store, tmp_path):
+    torch.set_num_threads(1)
+    db = tmp_path / "results.sqlite"
+    r = invoke("bench", "test_tiny", "wce", "--data", tiny_store, "--fold", "1", "--epochs", "1",
+               "--batch-size", "16", "--lr", "3e-3", "--image-size", "40", "--device", "cpu", "--workers", "0",
+               "--db", db, "--out-dir", tmp_path / "runs")
+    assert r.exit_code == 0, r.output
+    assert r.output.index("resolved config") < r.output.index("test F1")
+    assert "AU24" in r.output and "Avg. F1" in r.output
+    rows = ResultsDB(db).query()
+    assert len(rows) == 1 and rows[0].backbone == "test_tiny" and rows[0].config["epochs"] == 1
+
+
+def test_recipe_gives_defaults_and_flags_override(tmp_path):
+    from austack.cli.bench import build_config
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("title: t\nbackbone: resnet18\nloss: aunce.paper\nepochs: 60\nlr: 1.0e-5\n"
+                      "loss_options: {tau: 0.5}\n")
+    none = dict(data="x.h5", folds=None, epochs=None, batch_size=None, lr=2e-4, image_size=None, device=None,
+                seed=None, workers=None, pretrained=None, db=None, out_dir=None, tau=None, p=[0.2, 0.2, 0.6],
+                beta_pos=None, beta_neg=None, linear_epochs=None, limit_train=None)
+    cfg = build_config(None, None, none, str(recipe))
+    assert (cfg.backbone, cfg.loss, cfg.epochs, cfg.lr, cfg.recipe) == ("resnet18", "aunce.paper", 60, 2e-4, "r")
+    assert cfg.loss_options == {"tau": 0.5, "p": [0.2, 0.2, 0.6]}
+
+
+@pytest.mark.parametrize("args, message", [
+    (("test_tiny", "aunce.papr"), "unknown loss 'aunce.papr'; did you mean 'aunce.paper'"),
+    (("resnet81", "wce"), "unknown encoder 'resnet81'"),
+])
+def test_unknown_names_exit_2_without_traceback(invoke, tiny_store, tmp_path, args, message):
+    r = invoke("bench", *args, "--data", tiny_store, "--device", "cpu", "--out-dir", tmp_path)
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+
+
+def test_unknown_recipe_lists_recipes(invoke, tiny_store):
+    r = invoke("bench", "--recipe", "demo-wcee", "--data", tiny_store)
+    assert r.exit_code == 2 and "did you mean 'demo-wce'" in r.output

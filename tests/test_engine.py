@@ -1,0 +1,154 @@
+"""The trainer end to end on a tiny store (CPU, `test_tiny` encoder): WCE, AUNCE + linear
+evaluation, repeatability, resume from `last.pt`, and selection on validation only."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+
+from austack.engine import BenchConfig, run_bench
+from austack.engine.bench import BenchEvent
+from austack.engine.checkpoint import CHECKPOINT_NAME
+
+from conftest import write_tiny_store
+
+QUIET = Console(quiet=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # One thread for every run of this module: results are repeatable for a fixed thread count,
+    # and the machine's two cores are shared by many test processes.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def config(store, out_dir, loss="wce", **over) -> BenchConfig:
+    base = dict(backbone="test_tiny", loss=loss, data=str(store), folds=(1,), epochs=2, batch_size=16, lr=3e-3,
+                image_size=40, device="cpu", seed=0, workers=0, out_dir=str(out_dir), linear_epochs=3)
+    return BenchConfig(**{**base, **over})
+
+
+def run(cfg, progress=None):
+    rows = run_bench(cfg, console=QUIET, progress=progress)
+    assert len(rows) == len(cfg.folds)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def wce_row(tiny_store, tmp_path_factory):
+    return run(config(tiny_store, tmp_path_factory.mktemp("wce")))[0]
+
+
+@pytest.fixture(scope="module")
+def aunce_row(tiny_store, tmp_path_factory):
+    return run(config(tiny_store, tmp_path_factory.mktemp("aunce"), loss="aunce.paper"))[0]
+
+
+def check_sane(row, *, n_epochs):
+    assert row.status == "ok", row.error
+    assert row.dataset == "bp4d" and row.protocol == "bp4d-3fold@v1" and row.fold == 1
+    assert len(row.f1) == len(row.accuracy) == len(row.aus) == 12
+    assert all(0 <= v <= 1 for v in row.f1 + row.accuracy)
+    assert math.isclose(row.f1_mean, sum(row.f1) / 12) and 0 <= row.val_f1_mean <= 1
+    assert row.selected_on == "val" and 1 <= row.best_epoch <= n_epochs
+    assert row.n_train > 0 and row.n_val > 0 and row.n_test > 0
+    assert row.images_per_s > 0 and row.wall_s > 0 and row.peak_mem_mb > 0
+    assert row.device.startswith("cpu") and row.torch_version == torch.__version__
+    assert row.pretrained is None and row.comparable
+    assert row.config["backbone"] == "test_tiny" and row.config["protocol"] == "bp4d-3fold@v1"
+
+
+def read_csv(run_dir):
+    with open(f"{run_dir}/epochs.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_wce_run_fills_a_sane_row(wce_row):
+    check_sane(wce_row, n_epochs=2)
+    epochs = read_csv(wce_row.run_dir)
+    assert [e["phase"] for e in epochs] == ["train", "train"]
+    assert all(e["val_f1_mean"] for e in epochs)
+    best = max(epochs, key=lambda e: float(e["val_f1_mean"]))
+    assert int(best["epoch"]) == wce_row.best_epoch
+    for name in ("config.yaml", CHECKPOINT_NAME, "best.pt"):
+        assert Path(wce_row.run_dir, name).is_file(), name
+
+
+def test_aunce_trains_encoder_then_linear_eval(aunce_row):
+    check_sane(aunce_row, n_epochs=3)   # best_epoch counts linear-evaluation epochs
+    phases = [e["phase"] for e in read_csv(aunce_row.run_dir)]
+    assert phases == ["train", "train", "linear", "linear", "linear"]
+
+
+def test_same_seed_gives_identical_metrics(tiny_store, tmp_path, wce_row):
+    again = run(config(tiny_store, tmp_path))[0]
+    assert again.f1 == wce_row.f1 and again.val_f1_mean == wce_row.val_f1_mean
+    other = run(config(tiny_store, tmp_path / "seed1", seed=1))[0]
+    assert other.f1 != wce_row.f1
+
+
+class Interrupt(Exception):
+    pass
+
+
+def stop_after_first_epoch(event: BenchEvent):
+    if event.kind == "epoch" and event.phase == "train" and event.epoch == 1:
+        raise Interrupt("interrupted after epoch 1")
+
+
+@pytest.mark.parametrize("loss", ["wce", "aunce.paper"])
+def test_interrupted_run_resumes_to_the_same_result(tiny_store, tmp_path, loss, wce_row, aunce_row):
+    cfg = config(tiny_store, tmp_path, loss=loss)
+    first = run(cfg, progress=stop_after_first_epoch)[0]
+    assert first.status == "error" and "interrupted after epoch 1" in first.error
+    state = torch.load(f"{first.run_dir}/{CHECKPOINT_NAME}", weights_only=False)
+    assert state["epoch"] == 0 and len(state["history"]) == 1
+
+    resumed = run(cfg)[0]
+    whole = wce_row if loss == "wce" else aunce_row
+    assert resumed.status == "ok"
+    assert resumed.f1 == whole.f1 and resumed.best_epoch == whole.best_epoch
+    assert [e["train_loss"] for e in read_csv(resumed.run_dir)] == [e["train_loss"] for e in read_csv(whole.run_dir)]
+
+
+def test_resume_refuses_a_different_config(tiny_store, tmp_path, wce_row):
+    cfg = config(tiny_store, tmp_path, epochs=1)
+    assert run(cfg)[0].status == "ok"
+    row = run(config(tiny_store, tmp_path, epochs=1, lr=1e-3))[0]
+    assert row.status == "error"
+    assert "belongs to another run config" in row.error and "changed: lr" in row.error and "--out-dir" in row.error
+
+
+@pytest.mark.parametrize("loss", ["wce", "aunce.paper"])
+def test_test_fold_never_chooses_the_epoch(tmp_path, loss):
+    """Inverting the test subjects' labels changes the test score, never the selection."""
+    plain = write_tiny_store(tmp_path / "plain.h5")
+    inverted = write_tiny_store(tmp_path / "inverted.h5", invert_subjects=("F007", "F015"))  # fold 1's test part
+    a = run(config(plain, tmp_path / "a", loss=loss, epochs=2, linear_epochs=3))[0]
+    b = run(config(inverted, tmp_path / "b", loss=loss, epochs=2, linear_epochs=3))[0]
+    assert a.status == b.status == "ok"
+    assert a.val_f1_mean == b.val_f1_mean and a.best_epoch == b.best_epoch
+    assert a.f1 != b.f1 and a.selected_on == b.selected_on == "val"
+
+
+def test_failing_fold_becomes_an_error_row_and_the_others_go_on(tiny_store, tmp_path):
+    def fail_fold_1(event: BenchEvent):
+        if event.kind == "epoch" and event.fold == 1:
+            raise RuntimeError("fold 1 broke")
+
+    rows = run(config(tiny_store, tmp_path, folds=(1, 2), epochs=1, linear_epochs=1), progress=fail_fold_1)
+    assert [(r.fold, r.status) for r in rows] == [(1, "error"), (2, "ok")]
+    assert rows[0].error == "RuntimeError: fold 1 broke"
+
+
+def test_too_few_training_frames_is_a_clear_error(tiny_store, tmp_path):
+    row = run(config(tiny_store, tmp_path, epochs=1, limit_train=4))[0]
+    assert row.status == "error" and "4 training frames" in row.error and "--batch-size" in row.error
+    assert not row.comparable
