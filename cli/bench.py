@@ -192,10 +192,13 @@ def record(console, db_path: str, rows) -> None:
 @click.option("--beta-pos", type=float, help="AUNCE negative re-weighting exponent for label-1 anchors.")
 @click.option("--beta-neg", type=float, help="AUNCE negative re-weighting exponent for label-0 anchors.")
 @click.option("--linear-epochs", type=click.IntRange(1), help="AUNCE linear-evaluation epochs.")
+@click.option("--augment", type=click.Choice(["basic", "simclr"]),
+              help="Training views: basic (crop+flip) or simclr (+ colour, grayscale, blur). "
+                   "Default: simclr for AUNCE's two views, basic otherwise.")
 @click.option("--limit-train", type=click.IntRange(1), metavar="N",
               help="Debug: train on N frames only; rows are marked not comparable.")
 def cli(backbone, loss, data, folds, epochs, batch_size, lr, image_size, device, seed, workers, pretrained, db,
-        out_dir, recipe, tau, p, beta_pos, beta_neg, linear_epochs, limit_train):
+        out_dir, recipe, tau, p, beta_pos, beta_neg, linear_epochs, augment, limit_train):
     """Train BACKBONE with LOSS on a prepared store and record one result row per fold.
 
     \b
@@ -215,7 +218,7 @@ def cli(backbone, loss, data, folds, epochs, batch_size, lr, image_size, device,
     options = dict(data=data, folds=_fold(folds) if folds else None, epochs=epochs, batch_size=batch_size, lr=lr,
                    image_size=image_size, device=device, seed=seed, workers=workers, pretrained=pretrained, db=db,
                    out_dir=out_dir, tau=tau, p=_floats(p), beta_pos=beta_pos, beta_neg=beta_neg,
-                   linear_epochs=linear_epochs, limit_train=limit_train)
+                   linear_epochs=linear_epochs, augment=augment, limit_train=limit_train)
     cfg = build_config(backbone, loss, options, recipe)
     with BenchView() as view:
         rows = run_bench(cfg, console=view.console, progress=view.update)

@@ -6,8 +6,8 @@
     for images, labels, rows in loader:
         v1, v2 = augment(images.to(device))
 """
-from .augment import BatchAugment
+from .augment import POLICIES, BatchAugment
 from .dataset import AUStoreDataset
 from .loader import make_loader
 
-__all__ = ["AUStoreDataset", "BatchAugment", "make_loader"]
+__all__ = ["AUStoreDataset", "BatchAugment", "POLICIES", "make_loader"]

@@ -21,6 +21,14 @@ from torch import nn
 from ..errors import ConfigError
 from . import batch_ops as ops
 
+# Named augmentation policies. "simclr" makes the two contrastive views AUNCE learns from;
+# "basic" (random crop + flip) is what supervised AU training and linear evaluation use: colour
+# and blur distortions are there to make instance discrimination hard, not to help a classifier.
+POLICIES: dict[str, dict] = {
+    "simclr": {},
+    "basic": {"jitter_p": 0.0, "gray_p": 0.0, "blur_p": 0.0},
+}
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _JITTER_OPS = (ops.brightness_, ops.contrast_, ops.saturation_, ops.hue_)
@@ -57,6 +65,13 @@ class BatchAugment(nn.Module):
         self.generator = torch.Generator()
         self.generator.manual_seed(torch.seed() if seed is None else seed)
         self.train(train)
+
+    @classmethod
+    def from_policy(cls, policy: str, crop: int, views: int, train: bool = True, **kwargs) -> "BatchAugment":
+        """A BatchAugment with the settings of a named policy (see POLICIES); kwargs override."""
+        if policy not in POLICIES:
+            raise ConfigError(f"unknown augmentation policy {policy!r}; expected one of {', '.join(POLICIES)}")
+        return cls(crop, views, train, **{**POLICIES[policy], **kwargs})
 
     def manual_seed(self, seed: int) -> "BatchAugment":
         self.generator.manual_seed(seed)
@@ -109,9 +124,10 @@ class BatchAugment(nn.Module):
     def _augment_into(self, x: torch.Tensor, windows: torch.Tensor, p: dict, order: list[int]) -> None:
         """Write the views described by `p` into `x` (a slice of the output), in place."""
         x.copy_(ops.crop_flip(windows, p["source"], p["top"], p["left"], p["flip"])).div_(255.0)
-        factors = (p["brightness"], p["contrast"], p["saturation"], p["hue"])
-        for i in order:
-            _JITTER_OPS[i](x, factors[i])
+        if self.jitter_p > 0:
+            factors = (p["brightness"], p["contrast"], p["saturation"], p["hue"])
+            for i in order:
+                _JITTER_OPS[i](x, factors[i])
         gray = p["gray"].nonzero().squeeze(1)
         if len(gray):
             x[gray] = ops.grey(x[gray]).expand(-1, 3, -1, -1)

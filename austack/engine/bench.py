@@ -322,8 +322,9 @@ def _run_fold(cfg: BenchConfig, fold: int, store: StoreInfo, protocol: Protocol,
     loss_fn = create_loss(cfg.loss, **_loss_seed(cfg, fold), **cfg.loss_options).to(device)
     loss_fn.set_rates(splits["train"].au_rates(), aus=aus)
     mean, std = encoder.config.mean, encoder.config.std
-    train_aug = BatchAugment(cfg.image_size, views=loss_fn.views, train=True, mean=mean, std=std,
-                             seed=derive_seed(cfg.seed, fold, 0, info.rank, 3)).to(device)
+    policy = cfg.augment or ("simclr" if loss_fn.views == 2 else "basic")
+    train_aug = BatchAugment.from_policy(policy, cfg.image_size, views=loss_fn.views, train=True, mean=mean,
+                                         std=std, seed=derive_seed(cfg.seed, fold, 0, info.rank, 3)).to(device)
     eval_aug = BatchAugment(cfg.image_size, views=1, train=False, mean=mean, std=std, seed=0).to(device)
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=cfg.lr, betas=(0.9, 0.999),
                                   weight_decay=cfg.weight_decay, fused=device.type == "cuda")

@@ -29,6 +29,7 @@ class BenchConfig:
     workers: int = 2
     pretrained: str | None = None      # local weight file; None = random init (said loudly)
     loss_options: dict[str, Any] = field(default_factory=dict)   # e.g. {"tau": 0.5, "p": [..]}
+    augment: str | None = None         # "basic" (crop+flip) or "simclr"; None: simclr for 2-view losses, else basic
     linear_epochs: int = 10            # AUNCE: linear evaluation epochs on the frozen encoder
     limit_train: int | None = None     # debug subsampling: rows so marked are not comparable
     out_dir: str = "runs"
