@@ -252,3 +252,31 @@ def test_augment_rejects_what_it_cannot_crop():
         BatchAugment(crop=8)(torch.rand(2, 3, 16, 16))
     with pytest.raises(Exception, match="at least 40 px"):
         BatchAugment(crop=40)(batch())
+
+
+def test_fused_colour_map_equals_the_sequential_operations():
+    """Brightness, contrast, saturation and grayscale are linear: one affine map per view must
+    equal applying them one by one (no clamping happens at these factors)."""
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 20, 24) * 0.5 + 0.25
+    b, c, s = (torch.rand(6) * 0.3 + 0.85 for _ in range(3))
+    gray = torch.tensor([False, True, False, True, False, False])
+    order = [2, 0, 1, 3]
+    a, o = ops.colour_transforms(order, b, c, s, torch.zeros(6), gray, x.mean(dim=(2, 3)))
+    fused = (torch.baddbmm(o.unsqueeze(2), a, x.view(6, 3, -1))).view_as(x)
+    ref = x.clone()
+    for i in order:
+        [ops.brightness_, ops.contrast_, ops.saturation_, lambda y, f: y][i](ref, [b, c, s, None][i])
+    ref[gray] = ops.grey(ref[gray]).expand(-1, 3, -1, -1)
+    assert torch.allclose(fused, ref, atol=1e-5)
+
+
+def test_hue_rotation_keeps_luma_and_turns_colour():
+    x = torch.rand(4, 3, 8, 8)
+    shift = torch.tensor([0.0, 0.1, -0.1, 0.5])
+    ones = torch.ones(4)
+    a, o = ops.colour_transforms([3], ones, ones, ones, shift, torch.zeros(4, dtype=torch.bool), x.mean(dim=(2, 3)))
+    y = torch.baddbmm(o.unsqueeze(2), a, x.view(4, 3, -1)).view_as(x)
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    assert torch.allclose((y * luma).sum(1), (x * luma).sum(1), atol=1e-5)
+    assert torch.allclose(y[0], x[0], atol=1e-5) and not torch.allclose(y[1], x[1], atol=1e-2)

@@ -8,8 +8,11 @@ per view from one seeded torch.Generator and applied to the whole batch at once.
 Defaults (the common SimCLR/MoCo-v2 settings): jitter (0.4, 0.4, 0.4, 0.1) with p = 0.8,
 grayscale p = 0.2, blur p = 0.5 with sigma in [0.1, 2.0] and a 23-tap kernel (10 % of 224).
 Differences from a per-image torchvision pipeline, all in distribution only: the order of
-the four jitter operations is drawn once per batch instead of once per image; blur taps
-further than 4 sigma_max from the centre are dropped (they hold < 1e-4 of the kernel mass).
+the four jitter operations is drawn once per batch instead of once per image; jitter and
+grayscale are applied as one affine colour map per view (`batch_ops.colour_transforms`), so
+values are clamped to [0, 1] once at the end rather than after each operation, and hue turns
+the YIQ chroma plane rather than HSV hue; blur taps further than 4 sigma_max from the centre
+are dropped (they hold < 1e-4 of the kernel mass).
 """
 from __future__ import annotations
 
@@ -31,7 +34,6 @@ POLICIES: dict[str, dict] = {
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_JITTER_OPS = (ops.brightness_, ops.contrast_, ops.saturation_, ops.hue_)
 
 
 class BatchAugment(nn.Module):
@@ -124,13 +126,12 @@ class BatchAugment(nn.Module):
     def _augment_into(self, x: torch.Tensor, windows: torch.Tensor, p: dict, order: list[int]) -> None:
         """Write the views described by `p` into `x` (a slice of the output), in place."""
         x.copy_(ops.crop_flip(windows, p["source"], p["top"], p["left"], p["flip"])).div_(255.0)
-        if self.jitter_p > 0:
-            factors = (p["brightness"], p["contrast"], p["saturation"], p["hue"])
-            for i in order:
-                _JITTER_OPS[i](x, factors[i])
-        gray = p["gray"].nonzero().squeeze(1)
-        if len(gray):
-            x[gray] = ops.grey(x[gray]).expand(-1, 3, -1, -1)
+        if self.jitter_p > 0 or self.gray_p > 0:
+            # jitter + grayscale as one affine colour map per view, then one clamp
+            a, o = ops.colour_transforms(order, p["brightness"], p["contrast"], p["saturation"], p["hue"],
+                                         p["gray"], x.mean(dim=(2, 3)))
+            flat = x.view(x.shape[0], 3, -1)
+            flat.copy_(torch.baddbmm(o.unsqueeze(2), a, flat)).clamp_(0.0, 1.0)
         self._normalise_(x)      # linear per channel, so it commutes with the blur below
         blurred = p["blur"].nonzero().squeeze(1)
         if len(blurred):

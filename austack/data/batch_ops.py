@@ -83,6 +83,52 @@ def hue_(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return x
 
 
+# RGB -> YIQ (NTSC). A hue rotation in YIQ keeps luma Y and turns the chroma plane (I, Q).
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def colour_transforms(order: list[int], brightness: torch.Tensor, contrast: torch.Tensor,
+                      saturation: torch.Tensor, hue: torch.Tensor, gray: torch.Tensor,
+                      channel_means: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour jitter and grayscale of N images as one affine map each: x' = A x + o.
+
+    Brightness, contrast, saturation and grayscale are linear in RGB, so their composition in
+    the drawn `order` (indices into brightness, contrast, saturation, hue) is exactly one 3x3
+    matrix plus an offset per image; contrast's offset needs the image's mean grey, which
+    follows from its channel means `channel_means` [N, 3] through the maps composed so far.
+    Hue is a rotation of the chroma plane in YIQ space, the linear counterpart of torchvision's
+    HSV rotation (same luma, same angle; saturated colours land slightly differently). Applying
+    the result costs one batched 3x3 product, instead of a dozen passes over the pixels.
+    Returns A [N, 3, 3] and o [N, 3]; clamp to [0, 1] once after applying them.
+    """
+    n, dev = brightness.shape[0], brightness.device
+    w = torch.tensor(GREY_WEIGHTS, device=dev)
+    eye = torch.eye(3, device=dev).expand(n, 3, 3)
+    to_grey = torch.ones(3, 1, device=dev) * w          # 1 w^T: every channel becomes the grey value
+    a, o = eye.clone(), torch.zeros(n, 3, device=dev)
+    for op in order:
+        if op == 0:        # brightness: scale
+            m, off = eye * brightness.view(n, 1, 1), torch.zeros_like(o)
+        elif op == 1:      # contrast: blend with the image's current mean grey
+            mean_grey = ((a @ channel_means.unsqueeze(2)).squeeze(2) + o) @ w
+            f = contrast.view(n, 1)
+            m, off = eye * f.unsqueeze(2), ((1 - f) * mean_grey.view(n, 1)).expand(n, 3)
+        elif op == 2:      # saturation: blend with the pixel's grey
+            f = saturation.view(n, 1, 1)
+            m, off = f * eye + (1 - f) * to_grey, torch.zeros_like(o)
+        else:              # hue: rotate (I, Q) by 2 pi * shift
+            yiq = _YIQ.to(dev)
+            c, s = torch.cos(2 * torch.pi * hue), torch.sin(2 * torch.pi * hue)
+            rot = eye.clone()
+            rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = c, -s, s, c
+            m, off = torch.linalg.inv(yiq) @ rot @ yiq, torch.zeros_like(o)
+        a, o = m @ a, (m @ o.unsqueeze(2)).squeeze(2) + off
+    g = gray.view(n, 1, 1).to(a.dtype)
+    a = g * (to_grey @ a) + (1 - g) * a
+    o = g.view(n, 1) * (o @ w).view(n, 1).expand(n, 3) + (1 - g.view(n, 1)) * o
+    return a, o
+
+
 def gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
     """Normalised 1-D Gaussian kernels [N, 2*radius + 1], one per sigma."""
     t = torch.arange(-radius, radius + 1, device=sigma.device, dtype=sigma.dtype)
