@@ -53,3 +53,18 @@ def test_bad_input_exits_2_without_traceback(run, args):
 def test_console_script_is_installed():
     out = subprocess.run(["austack", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "austack" in out.stdout
+
+
+@pytest.mark.parametrize("kind,expected", [("readers", "bp4d+"), ("layouts", "affwild2"), ("losses", "aunce.paper"),
+                                           ("backbones", "test_tiny"), ("recipes", "demo-wce"),
+                                           ("protocols", "gft-official@v1")])
+def test_list_queries_the_registries(run, kind, expected):
+    r = run("list", kind)
+    assert r.exit_code == 0 and expected in r.output.split()
+
+
+def test_list_with_a_pattern_and_no_match(run):
+    r = run("list", "losses", "aunce.*")
+    assert r.exit_code == 0 and "wce" not in r.output.split() and "aunce.reference" in r.output
+    r = run("list", "losses", "nothing*")
+    assert r.exit_code == 1 and "no losses match" in r.output
