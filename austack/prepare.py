@@ -22,8 +22,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .align import BORDER, align_face_49, alignment_params, landmarks_68_to_49, to_49
-from .datasets import base as _base
-from .datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef, create_reader
+from .datasets.base import Anomaly, AnomalyReport, FrameRecord, create_reader
 from .errors import ConfigError, StoreMismatchError
 from .protocols import load_protocol
 from .store import ORIGIN, FrameRows, StoreSettings, StoreWriter, encode_image

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, RawDataError
-from ..protocols import Protocol, load_protocol
 from .base import AnomalyReport, FrameRecord, PixelSource, Reader, SessionRecord, SessionRef, register_reader
 
 HEADER = "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"
@@ -65,13 +64,10 @@ class AffWild2Reader(Reader):
     def __init__(self, root: str | os.PathLike, *, protocol: str | None = None, **unknown):
         if unknown:
             raise ConfigError(f"affwild2 reader: unknown option(s) {sorted(unknown)}; valid: protocol")
-        self.proto: Protocol = load_protocol(protocol or self.protocol)
-        self.protocol = self.proto.id      # the protocol in use, read by prepare
-        if self.proto.dataset != self.dataset:
-            raise ConfigError(f"protocol {self.proto.id} is for {self.proto.dataset}, not affwild2")
-        missing = [a for a in self.proto.aus if a not in HEADER_AUS]
+        self.use_protocol(protocol)
+        missing = [a for a in self.label_protocol.aus if a not in HEADER_AUS]
         if missing:
-            raise ConfigError(f"protocol {self.proto.id} asks for AU {missing}, which Aff-Wild2 does not code")
+            raise ConfigError(f"protocol {self.label_protocol.id} asks for AU {missing}, which Aff-Wild2 does not code")
         super().__init__(root, protocol=protocol)
 
     def verify(self) -> None:
@@ -95,12 +91,12 @@ class AffWild2Reader(Reader):
         path = Path(ref.label_file)
         split = SETS[path.parent.name]
         table = _read_table(path)
-        columns = [HEADER_AUS.index(a) for a in self.proto.aus]
+        columns = [HEADER_AUS.index(a) for a in self.label_protocol.aus]
         invalid = (table == -1).all(axis=1)
         if invalid.any():
             anomalies.add("invalid_row", path, f"{int(invalid.sum())} frame(s) marked -1 in every column "
                           f"(not annotated) dropped", int(invalid.sum()))
-        labels, bad = self.proto.label.encode(table[:, columns])
+        labels, bad = self.label_protocol.label.encode(table[:, columns])
         bad &= ~invalid[:, None]
         if bad.any():
             anomalies.add("unknown_code", path, f"{int(bad.sum())} values other than 0/1 in annotated rows, "

@@ -40,7 +40,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import ConfigError, RawDataError
-from ..protocols import LabelRule, Protocol, load_protocol
+from ..protocols import LabelRule
 from ._matlab import read_v73_cells
 from .base import AnomalyReport, FrameRecord, PixelSource, Reader, SessionRecord, SessionRef, register_reader
 
@@ -209,12 +209,7 @@ class BP4DReader(Reader):
         if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
             raise ConfigError(f"{self.dataset} reader: frame_offset must be an integer, got {frame_offset!r}")
         self.frame_offset = int(offset)
-        self.label_protocol: Protocol = load_protocol(protocol or type(self).protocol)
-        if self.label_protocol.dataset != self.dataset:
-            raise ConfigError(f"protocol {self.label_protocol.id} is for {self.label_protocol.dataset}, not "
-                              f"{self.dataset}; pass a {self.dataset} protocol", path=self.label_protocol.path)
-        # Callers (prepare) read `reader.protocol`: make it the protocol in effect, not the default.
-        self.protocol = self.label_protocol.id      # type: ignore[misc]
+        self.use_protocol(protocol)
         super().__init__(root, frame_offset=self.frame_offset, protocol=self.label_protocol.id)
 
     # --- layout ---------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import numpy as np
 import scipy.io
 
 from ..errors import ConfigError, RawDataError
-from ..protocols import Protocol, load_protocol
 from .base import AnomalyReport, FrameRecord, PixelSource, Reader, SessionRecord, SessionRef, register_reader
 from .pixels import video_frame_count
 
@@ -67,10 +66,7 @@ class DisfaReader(Reader):
         if camera not in CAMERAS:
             raise ConfigError(f"disfa reader: camera must be one of {sorted(CAMERAS)}, got {camera!r}")
         self.camera = camera
-        self.proto: Protocol = load_protocol(protocol or self.protocol)
-        self.protocol = self.proto.id      # the protocol in use, read by prepare
-        if self.proto.dataset != self.dataset:
-            raise ConfigError(f"protocol {self.proto.id} is for {self.proto.dataset}, not disfa")
+        self.use_protocol(protocol)
         super().__init__(root, camera=camera, protocol=protocol)
 
     # --- layout ---------------------------------------------------------------------------
@@ -98,7 +94,7 @@ class DisfaReader(Reader):
     def read_session(self, ref: SessionRef, anomalies: AnomalyReport) -> SessionRecord:
         label_dir = Path(ref.label_file)
         intensity, padded = self._read_labels(label_dir, ref.subject, anomalies)   # (T, n_au) raw codes
-        labels, bad = self.proto.label.encode(intensity)
+        labels, bad = self.label_protocol.label.encode(intensity)
         labels[padded] = -1
         bad &= ~padded
         intensity = np.where(bad | padded, -1, intensity).astype(np.int8)
@@ -135,7 +131,7 @@ class DisfaReader(Reader):
             m = LABEL_FILE_RE.fullmatch(p.name)
             if m and m.group(1).upper() == subject:
                 files[int(m.group(2))] = p
-        missing = [a for a in self.proto.aus if a not in files]
+        missing = [a for a in self.label_protocol.aus if a not in files]
         if missing:
             raise RawDataError(f"{folder} has no label file for AU {', '.join(map(str, missing))} "
                                f"(expected {subject}_au{missing[0]}.txt)", path=folder)
@@ -148,9 +144,9 @@ class DisfaReader(Reader):
                           + ", ".join(f"AU{a}: {k}" for a, k in sorted(short.items()))
                           + "); the missing lines are stored as unknown (-1)",
                           sum(n - k for k in short.values()))
-        out = np.zeros((n, len(self.proto.aus)), np.int64)
+        out = np.zeros((n, len(self.label_protocol.aus)), np.int64)
         padded = np.ones_like(out, dtype=bool)
-        for j, au in enumerate(self.proto.aus):
+        for j, au in enumerate(self.label_protocol.aus):
             out[:lengths[au], j] = columns[au]
             padded[:lengths[au], j] = False
         return out, padded

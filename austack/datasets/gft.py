@@ -35,7 +35,6 @@ import numpy as np
 import yaml
 
 from ..errors import ConfigError, RawDataError
-from ..protocols import Protocol, load_protocol
 from .base import AnomalyReport, FrameRecord, PixelSource, Reader, SessionRecord, SessionRef, register_reader
 from .pixels import video_frame_count
 
@@ -122,10 +121,7 @@ class GftReader(Reader):
         self.layout.check()
         if layout is not None:
             self.expected = self.layout.describe()
-        self.proto: Protocol = load_protocol(protocol or self.protocol)
-        self.protocol = self.proto.id      # the protocol in use, read by prepare
-        if self.proto.dataset != self.dataset:
-            raise ConfigError(f"protocol {self.proto.id} is for {self.proto.dataset}, not gft")
+        self.use_protocol(protocol)
         super().__init__(root, layout=layout, protocol=protocol)
 
     def verify(self) -> None:
@@ -182,14 +178,14 @@ class GftReader(Reader):
             raise RawDataError(f"GFT label file {path} is empty", path=path)
         header = [c.strip() for c in rows[0]]
         by_au = {au: header.index(col) for col, au in self.layout.au_columns.items() if col in header}
-        missing = [a for a in self.proto.aus if a not in by_au]
+        missing = [a for a in self.label_protocol.aus if a not in by_au]
         if self.layout.frame_column not in header or missing:
             lacks = ([self.layout.frame_column] if self.layout.frame_column not in header else []) + [
                 name for name, au in self.layout.au_columns.items() if au in missing] + [
                 f"AU{a} (no column mapped)" for a in missing if a not in self.layout.au_columns.values()]
             raise RawDataError(f"GFT label file {path}: header lacks {', '.join(lacks)} (header: "
                                f"{','.join(header)}); describe your columns with layout=<yaml>", path=path)
-        cols = [header.index(self.layout.frame_column)] + [by_au[a] for a in self.proto.aus]
+        cols = [header.index(self.layout.frame_column)] + [by_au[a] for a in self.label_protocol.aus]
         try:
             table = np.array([[int(float(r[c])) for c in cols] for r in rows[1:]], dtype=np.int64)
         except (ValueError, IndexError) as e:
