@@ -61,3 +61,26 @@ def test_unknown_names_exit_2_without_traceback(invoke, tiny_store, tmp_path, ar
 def test_unknown_recipe_lists_recipes(invoke, tiny_store):
     r = invoke("bench", "--recipe", "demo-wcee", "--data", tiny_store)
     assert r.exit_code == 2 and "did you mean 'demo-wce'" in r.output
+
+
+def test_augment_policy_is_chosen_by_the_loss_or_the_flag(invoke, tiny_store, tmp_path):
+    torch.set_num_threads(1)
+    db = tmp_path / "results.sqlite"
+    common = ["--data", tiny_store, "--fold", "1", "--epochs", "1", "--batch-size", "16", "--image-size", "40",
+              "--device", "cpu", "--workers", "0", "--db", db, "--out-dir", tmp_path / "runs"]
+    r = invoke("bench", "test_tiny", "wce", "--augment", "simclr", *common)
+    assert r.exit_code == 0, r.output
+    assert "augment: simclr" in r.output
+    assert ResultsDB(db).query()[0].config["augment"] == "simclr"
+    r = invoke("bench", "test_tiny", "wce", "--augment", "colour", *common)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_policies():
+    from austack.data import POLICIES, BatchAugment
+    from austack.errors import ConfigError
+    basic = BatchAugment.from_policy("basic", 32, 1)
+    assert basic.jitter_p == basic.gray_p == basic.blur_p == 0.0 and set(POLICIES) == {"basic", "simclr"}
+    assert BatchAugment.from_policy("simclr", 32, 2).blur_p == 0.5
+    with pytest.raises(ConfigError, match="unknown augmentation policy 'x'"):
+        BatchAugment.from_policy("x", 32, 1)
