@@ -8,16 +8,14 @@ by a tiny CNN under crops and flips. About 2% of labels are unknown (-1).
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from datetime import datetime, timezone
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
+from austack.align import alignment_params
 from austack.protocols import load_protocol
+from austack.store import FrameRows, StoreSettings, StoreWriter, encode_image
 
 PROTOCOL = "bp4d-3fold@v1"
 PERIODS = (4, 6, 8, 11, 16, 22)          # pixels; with 2 orientations: 12 distinct patterns
@@ -28,6 +26,34 @@ def _grating(k: int, size: int, phase: float) -> np.ndarray:
     t = np.arange(size, dtype=np.float32)
     wave = np.sin(2 * np.pi * t / period + phase)
     return np.tile(wave[None, :], (size, 1)) if vertical else np.tile(wave[:, None], (1, size))
+
+
+def write_store_rows(path: str | Path, images: np.ndarray, labels: np.ndarray, subjects: list[str], *,
+                     encoding: str = "raw", complete: bool = True, protocol: str = PROTOCOL) -> Path:
+    """Write aligned `images` (N, S, S, 3) with their labels through austack's own StoreWriter,
+    one session per subject, so every test store follows the real schema."""
+    proto = load_protocol(protocol)
+    size = images.shape[1]
+    settings = StoreSettings(dataset=proto.dataset, aus=proto.aus, protocol=proto.id, protocol_hash=proto.hash,
+                             alignment=alignment_params(size, 2.9), landmark_source="shipped",
+                             image_encoding=encoding)
+    writer = StoreWriter(path, settings, force=True)
+    subjects = np.asarray(subjects)
+    for s in dict.fromkeys(subjects.tolist()):
+        idx = np.flatnonzero(subjects == s)
+        n = len(idx)
+        writer.begin_session(s, "T1")
+        writer.append(FrameRows(images=[encode_image(images[i], encoding) for i in idx], labels=labels[idx],
+                                landmarks=np.full((n, 49, 2), size / 2, np.float32),
+                                matrix=np.tile(np.eye(2, 3, dtype=np.float32), (n, 1, 1)),
+                                face=np.ones(n, np.uint8), landmark_origin=np.ones(n, np.uint8),
+                                frame=np.arange(n, dtype=np.int32), split=[""] * n))
+        writer.end_session()
+    if complete:
+        writer.finish(source={"root": "tests/conftest.py"})
+    else:
+        writer.close()
+    return Path(path)
 
 
 def write_tiny_store(path: str | Path, *, per_subject: int = 24, size: int = 48, per_part: int = 2,
@@ -56,37 +82,7 @@ def write_tiny_store(path: str | Path, *, per_subject: int = 24, size: int = 48,
             y = np.where(y >= 0, 1 - y, y).astype(np.int8)
         labels.append(y)
         subj += [s] * per_subject
-    images, labels = np.stack(images), np.concatenate(labels)
-    n = len(images)
-    str_dt = h5py.string_dtype("utf-8")
-    with h5py.File(path, "w") as f:
-        f.create_dataset("images", data=images, chunks=(1, size, size, 3))
-        f.create_dataset("labels", data=labels)
-        f.create_dataset("landmarks", data=np.full((n, 49, 2), size / 2, np.float32))
-        f.create_dataset("matrix", data=np.tile(np.eye(2, 3, dtype=np.float32), (n, 1, 1)))
-        f.create_dataset("face", data=np.ones(n, np.uint8))
-        f.create_dataset("landmark_origin", data=np.ones(n, np.uint8))
-        f.create_dataset("subject", data=np.array(subj, dtype=object), dtype=str_dt)
-        f.create_dataset("session", data=np.array(["T1"] * n, dtype=object), dtype=str_dt)
-        f.create_dataset("frame", data=np.tile(np.arange(per_subject, dtype=np.int32), len(subjects)))
-        f.create_dataset("split", data=np.array([""] * n, dtype=object), dtype=str_dt)
-        sess_dt = np.dtype([("subject", str_dt), ("session", str_dt), ("start", np.int64),
-                            ("stop", np.int64), ("sha256", "S64")])
-        sessions = []
-        for i, s in enumerate(subjects):
-            a, b = i * per_subject, (i + 1) * per_subject
-            sessions.append((s, "T1", a, b, hashlib.sha256(images[a:b].tobytes()).hexdigest().encode()))
-        f.create_dataset("sessions", data=np.array(sessions, dtype=sess_dt))
-        f.attrs.update({
-            "schema_version": 1, "dataset": proto.dataset, "aus": np.asarray(proto.aus, np.int64),
-            "protocol": proto.id, "protocol_hash": proto.hash,
-            "alignment": json.dumps({"method": "similarity-49", "size": size, "box_enlarge": 2.9,
-                                     "border": 128, "interpolation": "bilinear"}),
-            "landmark_source": "shipped", "image_encoding": "raw", "austack_version": "test",
-            "source": json.dumps({"root": "synthetic gratings (tests/conftest.py)"}),
-            "anomalies": "[]", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "complete": True,
-        })
+    write_store_rows(path, np.stack(images), np.concatenate(labels), subj, encoding="raw")
     return path
 
 

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import io
-import json
 import pickle
 
-import cv2
 import h5py
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ from austack.data import AUStoreDataset, BatchAugment, make_loader
 from austack.data import batch_ops as ops
 from austack.errors import ProtocolError, StoreError
 from austack.protocols import load_protocol
+from conftest import write_store_rows
 
 PROTOCOL = "bp4d-3fold@v1"
 # two subjects from each BP4D part, so every fold has train, val and test subjects
@@ -39,21 +38,8 @@ def write_store(path, encoding: str = "jpeg", complete: bool = True, seed: int =
     rng = np.random.default_rng(seed)
     images = np.stack([asymmetric_image(i) for i in range(n)])
     labels = rng.integers(-1, 2, (n, len(proto.aus))).astype(np.int8)
-    with h5py.File(path, "w") as f:
-        f.attrs.update(schema_version=1, complete=complete, dataset="bp4d", aus=np.array(proto.aus),
-                       protocol=proto.id, protocol_hash=proto.hash, image_encoding=encoding,
-                       alignment=json.dumps({"method": "similarity-49", "size": SIZE}))
-        if encoding == "jpeg":
-            ds = f.create_dataset("images", (n,), dtype=h5py.vlen_dtype(np.uint8))
-            for i, im in enumerate(images):   # quality 100 keeps the decode close to the source
-                ds[i] = cv2.imencode(".jpg", im[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 100])[1].ravel()
-        else:
-            f["images"] = images
-        f["labels"] = labels
-        f["subject"] = np.repeat(SUBJECTS, FRAMES).astype(object)
-        f["subject"].attrs["note"] = "vlen str"
-        f.create_dataset("split", data=[""] * n, dtype=h5py.string_dtype())
-        f["frame"] = np.tile(np.arange(FRAMES, dtype=np.int32), len(SUBJECTS))
+    write_store_rows(path, images, labels, np.repeat(SUBJECTS, FRAMES).tolist(), encoding=encoding,
+                     complete=complete, protocol=PROTOCOL)
     return images, labels
 
 
@@ -109,12 +95,12 @@ def test_raw_images_are_returned_exactly(tmp_path):
 def test_store_opens_lazily_and_pickles_before_and_after_use(store):
     path, _, _ = store
     ds = AUStoreDataset(path)
-    assert ds._images is None
+    assert ds._store is None
     fresh = pickle.loads(pickle.dumps(ds))
     first = ds[0]
-    assert ds._images is not None
+    assert ds._store is not None
     again = pickle.loads(pickle.dumps(ds))
-    assert again._images is None
+    assert again._store is None
     for other in (fresh, again):
         img, lab, row = other[0]
         assert torch.equal(img, first[0]) and torch.equal(lab, first[1]) and row == first[2]
@@ -141,7 +127,7 @@ def test_bad_inputs_fail_with_the_path_and_the_fix(tmp_path, store):
     with pytest.raises(StoreError, match="does not exist; create it with `austack prepare`"):
         AUStoreDataset(tmp_path / "missing.h5")
     write_store(tmp_path / "partial.h5", complete=False)
-    with pytest.raises(StoreError, match="incomplete"):
+    with pytest.raises(StoreError, match="interrupted run: rerun `austack prepare` with --resume"):
         AUStoreDataset(tmp_path / "partial.h5")
     with pytest.raises(ProtocolError, match="unknown split 'dev'"):
         AUStoreDataset(store[0], split="dev")
@@ -159,7 +145,7 @@ def test_loader_is_seeded_and_workers_open_their_own_handle(store):
     images, labels, rows = next(iter(make_loader(ds, 4, False, workers=1, seed=0)))
     assert images.shape == (4, 3, SIZE, SIZE) and labels.dtype == torch.int8
     assert torch.equal(rows, torch.as_tensor(ds.rows[:4]))
-    assert ds._images is None      # the worker opened the store, not the main process
+    assert ds._store is None      # the worker opened the store, not the main process
 
 
 # ---------------------------------------------------------------- augmentation

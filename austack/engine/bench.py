@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import h5py
 import numpy as np
 import torch
 import yaml
@@ -32,7 +31,7 @@ from rich.console import Console
 from torch.utils.data import DistributedSampler
 
 from .. import __version__
-from ..errors import AustackError, ConfigError, StoreError
+from ..errors import AustackError, ConfigError
 from ..protocols import Protocol, load_protocol
 from ..results.schema import ResultRow
 from . import ddp
@@ -98,22 +97,13 @@ class StoreInfo:
 
 
 def read_store_info(path: str | Path) -> StoreInfo:
-    """The root attributes a run needs, read without loading any frame."""
-    path = Path(path).expanduser().resolve()
-    if not path.is_file():
-        raise StoreError(f"store {path} does not exist; build one with `austack prepare RAW {path}`", path=path)
-    try:
-        with h5py.File(path, "r") as f:
-            a = f.attrs
-            if not bool(a.get("complete", False)):
-                raise StoreError(f"store {path} is incomplete (an interrupted prepare); finish it with "
-                                 f"`austack prepare --resume`", path=path)
-            sums = b"".join(bytes(s) for s in f["sessions"]["sha256"])
-            return StoreInfo(str(path), str(a["dataset"]), str(a["protocol"]), str(a["protocol_hash"]),
-                             tuple(int(x) for x in a["aus"]), hashlib.sha256(sums).hexdigest())
-    except (OSError, KeyError) as e:
-        raise StoreError(f"{path} is not a readable austack store ({e}); rebuild it with `austack prepare`",
-                         path=path) from None
+    """The root attributes a run needs, read without loading any frame; the store checksum is
+    the sha256 over its per-session image checksums."""
+    from ..store import open_store
+    with open_store(path) as store:
+        sums = b"".join(bytes(s) for s in store.sessions["sha256"])
+        return StoreInfo(str(store.path), store.dataset, store.settings.protocol, store.settings.protocol_hash,
+                         store.aus, hashlib.sha256(sums).hexdigest())
 
 
 def run_dir_for(cfg: BenchConfig, dataset: str, fold: int) -> Path:

@@ -11,10 +11,8 @@ Without --benchmark-enable (the project default) each runs once as a smoke test.
 """
 from __future__ import annotations
 
-import json
 
 import cv2
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -24,6 +22,7 @@ from skimage import data
 
 from austack.data import AUStoreDataset, BatchAugment
 from austack.protocols import load_protocol
+from conftest import write_store_rows
 
 BATCH = 32
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -83,17 +82,10 @@ def face_store(tmp_path_factory, face):
     path = tmp_path_factory.mktemp("bench") / "bp4d.h5"
     proto = load_protocol("bp4d-3fold@v1")
     n, rng = 256, np.random.default_rng(0)
-    with h5py.File(path, "w") as f:
-        f.attrs.update(schema_version=1, complete=True, dataset="bp4d", aus=np.array(proto.aus),
-                       protocol=proto.id, protocol_hash=proto.hash, image_encoding="jpeg",
-                       alignment=json.dumps({"method": "similarity-49", "size": 256}))
-        images = f.create_dataset("images", (n,), dtype=h5py.vlen_dtype(np.uint8))
-        for i in range(n):
-            frame = np.clip(face.astype(int) + rng.integers(-8, 9, face.shape), 0, 255).astype(np.uint8)
-            images[i] = cv2.imencode(".jpg", frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])[1].ravel()
-        f["labels"] = rng.integers(-1, 2, (n, len(proto.aus))).astype(np.int8)
-        f.create_dataset("subject", data=["F001"] * n, dtype=h5py.string_dtype())
-        f.create_dataset("split", data=[""] * n, dtype=h5py.string_dtype())
+    frames = np.stack([np.clip(face.astype(int) + rng.integers(-8, 9, face.shape), 0, 255).astype(np.uint8)
+                       for _ in range(n)])
+    labels = rng.integers(-1, 2, (n, len(proto.aus))).astype(np.int8)
+    write_store_rows(path, frames, labels, ["F001"] * n, encoding="jpeg")
     return path
 
 
