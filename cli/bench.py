@@ -177,6 +177,8 @@ def record(console, db_path: str, rows) -> None:
 @click.option("--epochs", type=click.IntRange(0), help="Training epochs (the encoder's, for AUNCE).")
 @click.option("--batch-size", type=click.IntRange(2), help="Images per batch (AUNCE draws its pairs from it).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), help="AdamW learning rate.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]),
+              help="constant (the paper) or cosine annealing over the epochs. Default: constant.")
 @click.option("--image-size", type=click.IntRange(16), help="Crop size fed to the encoder.")
 @click.option("--device", help="auto | cpu | cuda | cuda:N (auto: CUDA when available).")
 @click.option("--seed", type=int, help="Seed; CPU runs with the same seed give identical metrics.")
@@ -197,8 +199,8 @@ def record(console, db_path: str, rows) -> None:
                    "Default: simclr for AUNCE's two views, basic otherwise.")
 @click.option("--limit-train", type=click.IntRange(1), metavar="N",
               help="Debug: train on N frames only; rows are marked not comparable.")
-def cli(backbone, loss, data, folds, epochs, batch_size, lr, image_size, device, seed, workers, pretrained, db,
-        out_dir, recipe, tau, p, beta_pos, beta_neg, linear_epochs, augment, limit_train):
+def cli(backbone, loss, data, folds, epochs, batch_size, lr, lr_schedule, image_size, device, seed, workers,
+        pretrained, db, out_dir, recipe, tau, p, beta_pos, beta_neg, linear_epochs, augment, limit_train):
     """Train BACKBONE with LOSS on a prepared store and record one result row per fold.
 
     \b
@@ -216,7 +218,7 @@ def cli(backbone, loss, data, folds, epochs, batch_size, lr, image_size, device,
     from austack.engine.bench import run_bench
 
     options = dict(data=data, folds=_fold(folds) if folds else None, epochs=epochs, batch_size=batch_size, lr=lr,
-                   image_size=image_size, device=device, seed=seed, workers=workers, pretrained=pretrained, db=db,
+                   lr_schedule=lr_schedule, image_size=image_size, device=device, seed=seed, workers=workers, pretrained=pretrained, db=db,
                    out_dir=out_dir, tau=tau, p=_floats(p), beta_pos=beta_pos, beta_neg=beta_neg,
                    linear_epochs=linear_epochs, augment=augment, limit_train=limit_train)
     cfg = build_config(backbone, loss, options, recipe)

@@ -13,6 +13,7 @@ from rich.console import Console
 from austack.engine import BenchConfig, run_bench
 from austack.engine.bench import BenchEvent
 from austack.engine.checkpoint import CHECKPOINT_NAME
+from austack.errors import ConfigError
 
 from conftest import write_tiny_store
 
@@ -152,3 +153,19 @@ def test_too_few_training_frames_is_a_clear_error(tiny_store, tmp_path):
     row = run(config(tiny_store, tmp_path, epochs=1, limit_train=4))[0]
     assert row.status == "error" and "4 training frames" in row.error and "--batch-size" in row.error
     assert not row.comparable
+
+
+def test_cosine_schedule_anneals_and_resumes_exactly(tiny_store, tmp_path):
+    cfg = config(tiny_store, tmp_path / "whole", lr_schedule="cosine", epochs=3)
+    whole = run(cfg)[0]
+    lrs = [float(e["lr"]) for e in read_csv(whole.run_dir)]
+    assert lrs[0] == pytest.approx(cfg.lr) and lrs[0] > lrs[1] > lrs[2] > 0
+    cut = config(tiny_store, tmp_path / "cut", lr_schedule="cosine", epochs=3)
+    assert run(cut, progress=stop_after_first_epoch)[0].status == "error"
+    resumed = run(cut)[0]
+    assert [float(e["lr"]) for e in read_csv(resumed.run_dir)] == lrs and resumed.f1 == whole.f1
+
+
+def test_unknown_lr_schedule_is_refused(tiny_store, tmp_path):
+    with pytest.raises(ConfigError, match="unknown lr_schedule 'step'; expected one of constant, cosine"):
+        config(tiny_store, tmp_path, lr_schedule="step")

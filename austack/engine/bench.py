@@ -106,6 +106,13 @@ def read_store_info(path: str | Path) -> StoreInfo:
                          store.aus, hashlib.sha256(sums).hexdigest())
 
 
+def make_scheduler(cfg: BenchConfig, optimizer: torch.optim.Optimizer):
+    """None for a constant learning rate (the paper's); cosine annealing to 0, stepped per epoch."""
+    if cfg.lr_schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
+
+
 def run_dir_for(cfg: BenchConfig, dataset: str, fold: int) -> Path:
     safe = lambda s: "".join(c if c.isalnum() or c in "._+-" else "_" for c in s)
     name = f"{safe(dataset)}-{safe(cfg.backbone)}-{safe(cfg.loss)}-seed{cfg.seed}"
@@ -319,7 +326,7 @@ def _run_fold(cfg: BenchConfig, fold: int, store: StoreInfo, protocol: Protocol,
     optimizer = torch.optim.AdamW(encoder.parameters(), lr=cfg.lr, betas=(0.9, 0.999),
                                   weight_decay=cfg.weight_decay, fused=device.type == "cuda")
     scaler = None   # bf16 autocast needs no loss scaling; kept in the checkpoint format for fp16
-    scheduler = None  # the paper trains at a constant learning rate
+    scheduler = make_scheduler(cfg, optimizer)
     supervised = loss_fn.takes == "probs"
     model = ddp.wrap(encoder, device, find_unused=not supervised)
     best_path = run_dir / "best.pt"
@@ -361,6 +368,8 @@ def _run_fold(cfg: BenchConfig, fold: int, store: StoreInfo, protocol: Protocol,
         history.append({"phase": "train", "epoch": epoch + 1, "train_loss": stats.loss, "val_f1_mean": val_f1,
                         "images_per_s": stats.images_per_s * info.world_size, "seconds": stats.seconds,
                         "lr": optimizer.param_groups[0]["lr"]})
+        if scheduler is not None:
+            scheduler.step()
         if info.is_main:
             _write_csv(run_dir / "epochs.csv", history)
             save_checkpoint(run_dir, model=encoder, optimizer=optimizer, scaler=scaler, scheduler=scheduler,

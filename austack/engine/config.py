@@ -22,6 +22,7 @@ class BenchConfig:
     epochs: int = 20
     batch_size: int = 64
     lr: float = 1e-4
+    lr_schedule: str = "constant"      # "constant" (the paper) or "cosine" (annealed to 0 over the epochs)
     weight_decay: float = 1e-6
     image_size: int = 224              # crop size fed to the encoder (store images are larger)
     device: str = "auto"               # auto | cpu | cuda | cuda:N
@@ -35,6 +36,13 @@ class BenchConfig:
     out_dir: str = "runs"
     db: str = "results.sqlite"
     recipe: str | None = None          # recipe name this config came from, if any
+
+    def __post_init__(self):
+        choices = {"lr_schedule": ("constant", "cosine"), "augment": (None, "basic", "simclr")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; expected one of "
+                                  f"{', '.join(a for a in allowed if a)}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BenchConfig":
