@@ -70,7 +70,7 @@ def _default_run_bench(*args, **kw):
 
 
 def _default_load_recipe(name: str) -> dict[str, Any]:
-    from .cli.bench import load_recipe   # the one recipe reader; see the report on moving it
+    from .engine.recipes import load_recipe
     return load_recipe(name)
 
 

@@ -9,7 +9,7 @@ printed and flagged `avg_mismatch`: leaderboards show the flag, nobody "fixes" a
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -95,10 +95,8 @@ def _load_table(entry: dict, folder: Path, source: dict, refs: dict) -> list[Pub
         if stat == "sd":  # the spread row belongs to the row above it
             if not rows or rows[-1].method != rec["method"]:
                 raise ResultsError(f"{path.name}:{line}: sd row for {rec['method']!r} does not follow its mean row", path=path)
-            prev = rows.pop()
-            rows.append(PublishedRow(**{**prev.__dict__,
-                                        "f1_sd": tuple(_number(rec[c], path, line, c) for c in au_cols),
-                                        "avg_sd": _number(rec["Avg"], path, line, "Avg")}))
+            rows[-1] = replace(rows[-1], f1_sd=tuple(_number(rec[c], path, line, c) for c in au_cols),
+                               avg_sd=_number(rec["Avg"], path, line, "Avg"))
             continue
         if stat != "mean":
             raise ResultsError(f"{path.name}:{line}: statistic must be mean or sd, not {stat!r}", path=path)

@@ -10,43 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
-from austack._resources import baselines_dir
-from austack.errors import ConfigError, UnknownNameError
-
-# Recipe keys that document a recipe and are not settings.
-RECIPE_NOTES = ("title", "source", "notes")
-
-
-def recipes_dir() -> Path:
-    return baselines_dir() / "recipes"
-
-
-def list_recipes() -> list[str]:
-    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
-
-
-def load_recipe(name_or_file: str) -> dict[str, Any]:
-    """A recipe's settings by name (`baselines/recipes/<name>.yaml`) or from a YAML file."""
-    path = Path(name_or_file).expanduser()
-    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        path = recipes_dir() / f"{name_or_file}.yaml"
-        if not path.is_file():
-            import difflib
-            close = difflib.get_close_matches(name_or_file, list_recipes(), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise UnknownNameError(f"unknown recipe {name_or_file!r}{hint} (recipes: {', '.join(list_recipes())}; "
-                                   f"or pass a YAML file)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read recipe {path}: {e}", path=path) from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"recipe {path} is not a mapping of settings", path=path)
-    settings = {k: v for k, v in raw.items() if k not in RECIPE_NOTES}
-    settings.setdefault("recipe", path.stem)
-    return settings
+from austack.engine.config import AUGMENT_POLICIES, LR_SCHEDULES
+from austack.engine.recipes import load_recipe
 
 
 def _floats(text: str | None) -> list[float] | None:
@@ -177,7 +143,7 @@ def record(console, db_path: str, rows) -> None:
 @click.option("--epochs", type=click.IntRange(0), help="Training epochs (the encoder's, for AUNCE).")
 @click.option("--batch-size", type=click.IntRange(2), help="Images per batch (AUNCE draws its pairs from it).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), help="AdamW learning rate.")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]),
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES),
               help="constant (the paper) or cosine annealing over the epochs. Default: constant.")
 @click.option("--image-size", type=click.IntRange(16), help="Crop size fed to the encoder.")
 @click.option("--device", help="auto | cpu | cuda | cuda:N (auto: CUDA when available).")
@@ -194,7 +160,7 @@ def record(console, db_path: str, rows) -> None:
 @click.option("--beta-pos", type=float, help="AUNCE negative re-weighting exponent for label-1 anchors.")
 @click.option("--beta-neg", type=float, help="AUNCE negative re-weighting exponent for label-0 anchors.")
 @click.option("--linear-epochs", type=click.IntRange(1), help="AUNCE linear-evaluation epochs.")
-@click.option("--augment", type=click.Choice(["basic", "simclr"]),
+@click.option("--augment", type=click.Choice(AUGMENT_POLICIES),
               help="Training views: basic (crop+flip) or simclr (+ colour, grayscale, blur). "
                    "Default: simclr for AUNCE's two views, basic otherwise.")
 @click.option("--limit-train", type=click.IntRange(1), metavar="N",

@@ -26,9 +26,8 @@ def _layouts(pattern):
 
 def _recipes(pattern):
     import fnmatch
-    from austack._resources import baselines_dir
-    names = sorted(p.stem for p in (baselines_dir() / "recipes").glob("*.yaml"))
-    return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    from austack.engine.recipes import list_recipes
+    return [n for n in list_recipes() if fnmatch.fnmatchcase(n, pattern)]
 
 
 def _protocols(pattern):

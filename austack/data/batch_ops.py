@@ -3,8 +3,9 @@
 Images are float [N, 3, H, W] in [0, 1] unless said otherwise; per-sample factors are tensors
 [N] on the images' device. The `*_` functions work in place, since every extra copy of a
 batch costs a pass over memory on the CPU. Colour maths follows torchvision's definitions
-(ITU-R 601 grey, blend-with-grey contrast and saturation, HSV hue rotation) so the views
-match what a per-image torchvision pipeline would draw.
+(ITU-R 601 grey, blend-with-grey contrast and saturation, HSV hue rotation). `BatchAugment`
+applies the colour operations through `colour_transforms` (one affine map per view); the
+one-operation-at-a-time functions here are the exact references it is tested against.
 """
 from __future__ import annotations
 

@@ -18,15 +18,13 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Iterator, Literal
+from typing import ClassVar, Iterator, Literal
 
 import numpy as np
 
 from ..errors import ConfigError, DatasetNotFoundError
+from ..protocols import Protocol, load_protocol
 from ..registry import Registry
-
-if TYPE_CHECKING:
-    from ..protocols import Protocol
 
 PixelKind = Literal["image", "zip", "video"]
 
@@ -145,10 +143,9 @@ class Reader:
             raise self.not_found(f"{self.root} is not a folder")
         self.verify()
 
-    def use_protocol(self, name: str | None) -> "Protocol":
+    def use_protocol(self, name: str | None) -> Protocol:
         """Load the protocol to read labels with (default: the class's), check that it is this
         dataset's, and record it: `label_protocol`, and its id in `protocol` (read by prepare)."""
-        from ..protocols import load_protocol
         proto = load_protocol(name or type(self).protocol)
         if proto.dataset != self.dataset:
             raise ConfigError(f"protocol {proto.id} is for {proto.dataset}, not {self.dataset}; "

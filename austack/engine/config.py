@@ -12,6 +12,10 @@ from typing import Any
 from ..errors import ConfigError
 
 
+LR_SCHEDULES = ("constant", "cosine")
+AUGMENT_POLICIES = ("basic", "simclr")   # the keys of austack.data.augment.POLICIES
+
+
 @dataclass
 class BenchConfig:
     backbone: str                      # timm name or registered test encoder, e.g. "resnet18"
@@ -38,11 +42,10 @@ class BenchConfig:
     recipe: str | None = None          # recipe name this config came from, if any
 
     def __post_init__(self):
-        choices = {"lr_schedule": ("constant", "cosine"), "augment": (None, "basic", "simclr")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; expected one of "
-                                  f"{', '.join(a for a in allowed if a)}")
+        for name, allowed in (("lr_schedule", LR_SCHEDULES), ("augment", AUGMENT_POLICIES)):
+            value = getattr(self, name)
+            if value is not None and value not in allowed:
+                raise ConfigError(f"unknown {name} {value!r}; expected one of {', '.join(allowed)}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BenchConfig":
