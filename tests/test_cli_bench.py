@@ -68,9 +68,9 @@ def test_augment_policy_is_chosen_by_the_loss_or_the_flag(invoke, tiny_store, tm
     db = tmp_path / "results.sqlite"
     common = ["--data", tiny_store, "--fold", "1", "--epochs", "1", "--batch-size", "16", "--image-size", "40",
               "--device", "cpu", "--workers", "0", "--db", db, "--out-dir", tmp_path / "runs"]
-    r = invoke("bench", "test_tiny", "wce", "--augment", "simclr", *common)
+    r = invoke("bench", "test_tiny", "wce", "--augment", "simclr", "--lr-schedule", "cosine", *common)
     assert r.exit_code == 0, r.output
-    assert "augment: simclr" in r.output
+    assert "augment: simclr" in r.output and "lr_schedule: cosine" in r.output
     assert ResultsDB(db).query()[0].config["augment"] == "simclr"
     r = invoke("bench", "test_tiny", "wce", "--augment", "colour", *common)
     assert r.exit_code == 2 and "Traceback" not in r.output
