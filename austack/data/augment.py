@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..transfer import host_to_device
 from . import batch_ops as ops
 
 # Named augmentation policies. "simclr" makes the two contrastive views AUNCE learns from;
@@ -42,7 +43,9 @@ class BatchAugment(nn.Module):
     Train mode returns a tensor when views == 1 and a tuple of `views` tensors otherwise (view
     v of image i comes from the same source image i). Eval mode (`.eval()` or train=False)
     returns one centre crop, normalised, and draws no random numbers.
-    chunk: views processed together; small chunks keep intermediates in the CPU cache.
+    chunk: views processed together on the CPU, where small chunks keep intermediates in the
+    cache; on a GPU every view goes in one chunk. Nothing in forward waits for the GPU: random
+    parameters are drawn on the host and sent over, and which views get blurred is decided there.
     """
 
     def __init__(self, crop: int = 224, views: int = 2, train: bool = True, *,
@@ -95,8 +98,9 @@ class BatchAugment(nn.Module):
         params = self._draw(b * self.views, size, images.device)
         windows = ops.crop_windows(images, self.crop)
         out = torch.empty(b * self.views, 3, self.crop, self.crop, device=images.device)
-        for lo in range(0, len(out), self.chunk):   # chunks of views, never one image at a time
-            sl = slice(lo, lo + self.chunk)
+        chunk = self.chunk if images.device.type == "cpu" else len(out)
+        for lo in range(0, len(out), chunk):   # chunks of views, never one image at a time
+            sl = slice(lo, lo + chunk)
             self._augment_into(out[sl], windows, {k: v[sl] for k, v in params.items() if k != "order"},
                                params["order"])
         return out if self.views == 1 else tuple(out.split(b))
@@ -119,7 +123,10 @@ class BatchAugment(nn.Module):
             "blur": u() < self.blur_p,
             "sigma": _uniform(u(), *self.blur_sigma),
         }
-        p = {k: v.to(device, non_blocking=True) for k, v in p.items()}
+        # one host-to-device copy for all of them, from pinned memory so that it does not block
+        packed = host_to_device(torch.stack([v.float() for v in p.values()]), device)
+        p, blur_host = {k: packed[i].to(v.dtype) for i, (k, v) in enumerate(p.items())}, p["blur"]
+        p["blur_host"] = blur_host   # indexing by a host mask needs no device sync
         p["order"] = torch.randperm(4, generator=g).tolist()   # jitter op order, one per batch
         return p
 
@@ -133,8 +140,9 @@ class BatchAugment(nn.Module):
             flat = x.view(x.shape[0], 3, -1)
             flat.copy_(torch.baddbmm(o.unsqueeze(2), a, flat)).clamp_(0.0, 1.0)
         self._normalise_(x)      # linear per channel, so it commutes with the blur below
-        blurred = p["blur"].nonzero().squeeze(1)
+        blurred = p["blur_host"].nonzero().squeeze(1)
         if len(blurred):
+            blurred = host_to_device(blurred, x.device)
             kernels = ops.gaussian_kernels(p["sigma"][blurred], self.blur_radius)
             x[blurred] = ops.blur(x[blurred], kernels)
 

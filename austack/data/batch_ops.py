@@ -86,6 +86,16 @@ def hue_(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 
 # RGB -> YIQ (NTSC). A hue rotation in YIQ keeps luma Y and turns the chroma plane (I, Q).
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ_INV = torch.linalg.inv(_YIQ)   # inverted once on the host: linalg.inv on a GPU syncs to check it
+_CONSTANTS: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+
+def _colour_constants(dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(grey weights, YIQ, YIQ^-1) on `dev`, copied there once: a copy from the host per batch
+    would make every training step wait for the GPU."""
+    if dev not in _CONSTANTS:
+        _CONSTANTS[dev] = (torch.tensor(GREY_WEIGHTS).to(dev), _YIQ.to(dev), _YIQ_INV.to(dev))
+    return _CONSTANTS[dev]
 
 
 def colour_transforms(order: list[int], brightness: torch.Tensor, contrast: torch.Tensor,
@@ -103,7 +113,7 @@ def colour_transforms(order: list[int], brightness: torch.Tensor, contrast: torc
     Returns A [N, 3, 3] and o [N, 3]; clamp to [0, 1] once after applying them.
     """
     n, dev = brightness.shape[0], brightness.device
-    w = torch.tensor(GREY_WEIGHTS, device=dev)
+    w, yiq, yiq_inv = _colour_constants(dev)
     eye = torch.eye(3, device=dev).expand(n, 3, 3)
     to_grey = torch.ones(3, 1, device=dev) * w          # 1 w^T: every channel becomes the grey value
     a, o = eye.clone(), torch.zeros(n, 3, device=dev)
@@ -118,11 +128,10 @@ def colour_transforms(order: list[int], brightness: torch.Tensor, contrast: torc
             f = saturation.view(n, 1, 1)
             m, off = f * eye + (1 - f) * to_grey, torch.zeros_like(o)
         else:              # hue: rotate (I, Q) by 2 pi * shift
-            yiq = _YIQ.to(dev)
             c, s = torch.cos(2 * torch.pi * hue), torch.sin(2 * torch.pi * hue)
             rot = eye.clone()
             rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = c, -s, s, c
-            m, off = torch.linalg.inv(yiq) @ rot @ yiq, torch.zeros_like(o)
+            m, off = yiq_inv @ rot @ yiq, torch.zeros_like(o)
         a, o = m @ a, (m @ o.unsqueeze(2)).squeeze(2) + off
     g = gray.view(n, 1, 1).to(a.dtype)
     a = g * (to_grey @ a) + (1 - g) * a

@@ -164,6 +164,8 @@ def run_bench(cfg: BenchConfig, *, console: Console | None = None,
     info = ddp.init_from_env("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     local = ddp.current().local_rank
     device = resolve_device(cfg.device, local)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True   # one input size per run: autotuned kernels pay off
     console = console if console is not None else Console(stderr=True)
     if not info.is_main:
         console, progress = Console(quiet=True), None

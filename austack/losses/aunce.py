@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..transfer import host_to_device
 from ._registry import register_loss
 from .base import AULoss
 
@@ -111,7 +112,7 @@ def _masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     """Uniform draws from `generator` on its own device (so a test can replay them), then moved."""
     where = generator.device if generator is not None else device
-    return torch.rand(shape, generator=generator, device=where).to(device)
+    return host_to_device(torch.rand(shape, generator=generator, device=where), device)
 
 
 def draw_positive_types(n_anchors: int, n_au: int, p, generator=None, device="cpu") -> torch.Tensor:
@@ -131,8 +132,8 @@ def _negative_exponent(y: torch.Tensor, s: _Settings, rates: torch.Tensor | None
     else:                                              # the rarer label of each AU by its training rate
         minority_label = (rates <= 0.5).to(y.dtype)
         minority = y == minority_label[:, None]
-    beta = torch.where(minority, torch.tensor(s.beta_pos, dtype=dtype, device=y.device),
-                       torch.tensor(s.beta_neg, dtype=dtype, device=y.device))
+    # filled on the device from Python numbers: a tensor built from them would be a host copy
+    beta = torch.full(y.shape, s.beta_neg, dtype=dtype, device=y.device).masked_fill_(minority, s.beta_pos)
     return beta + 1 if s.beta_plus_one else beta
 
 
@@ -281,7 +282,7 @@ class AUNCELoss(AULoss):
         s = self.settings
         return aunce_loss(z1, z2, labels, variant=s.variant, tau=s.tau, p=s.p, beta_pos=s.beta_pos,
                           beta_neg=s.beta_neg, weights=weights, positive=s.positive, reweight=s.reweight,
-                          beta_plus_one=s.beta_plus_one, minority_by=s.minority_by, rates=self.rates,
+                          beta_plus_one=s.beta_plus_one, minority_by=s.minority_by, rates=self._buffer_on("rates", z1),
                           generator=generator if generator is not None else self.generator)
 
     def extra_repr(self) -> str:

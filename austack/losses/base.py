@@ -51,4 +51,14 @@ class AULoss(nn.Module):
         if self.weights.numel() != n_au:
             raise ConfigError(f"{type(self).__name__} holds {self.weights.numel()} per-AU weights "
                               f"but the batch has {n_au} AUs")
-        return self.weights.to(like.device)
+        return self._buffer_on("weights", like)
+
+    def _buffer_on(self, name: str, like: torch.Tensor) -> torch.Tensor | None:
+        """Buffer `name` on `like`'s device. The rates arrive on the host after the module was
+        moved, so the first call moves the buffer and keeps it there: later steps copy nothing
+        (a host-to-device copy per step would make the training loop wait for the GPU)."""
+        value = getattr(self, name)
+        if value is not None and value.device != like.device:
+            value = value.to(like.device)
+            setattr(self, name, value)
+        return value

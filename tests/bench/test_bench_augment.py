@@ -63,6 +63,27 @@ def test_bench_batch_augment(benchmark, face):
     assert v1.shape == v2.shape == (BATCH, 3, 224, 224)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("batch", [BATCH, 256])
+@pytest.mark.benchmark(group="augment-cuda")
+def test_bench_batch_augment_cuda(benchmark, face, batch):
+    """The same two-view augmentation on the GPU, from uint8 images already there (the trainer
+    copies the uint8 batch over first); one synchronisation per call, for the timing."""
+    images = torch.from_numpy(face).permute(2, 0, 1).contiguous().expand(batch, -1, -1, -1).contiguous().cuda()
+    aug = BatchAugment(crop=224, views=2, seed=0).cuda()
+
+    def run():
+        out = aug(images)
+        torch.cuda.synchronize()
+        return out
+
+    run()
+    v1, v2 = benchmark.pedantic(run, rounds=20, warmup_rounds=2, iterations=1)
+    if benchmark.stats is not None:
+        benchmark.extra_info["source_images_per_s"] = round(batch / benchmark.stats.stats.median, 1)
+    assert v1.shape == v2.shape == (batch, 3, 224, 224) and v1.is_cuda
+
+
 @pytest.mark.parametrize("blur", ["torchvision", "pil"])
 @pytest.mark.benchmark(group="augment")
 def test_bench_per_image_baseline(benchmark, face, blur):
