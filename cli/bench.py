@@ -160,13 +160,22 @@ def record(console, db_path: str, rows) -> None:
 @click.option("--beta-pos", type=float, help="AUNCE negative re-weighting exponent for label-1 anchors.")
 @click.option("--beta-neg", type=float, help="AUNCE negative re-weighting exponent for label-0 anchors.")
 @click.option("--linear-epochs", type=click.IntRange(1), help="AUNCE linear-evaluation epochs.")
+@click.option("--linear-lr", type=click.FloatRange(0, min_open=True),
+              help="AUNCE linear-evaluation Adam step size. Default: 1e-2.")
+@click.option("--linear-augment/--no-linear-augment", default=None,
+              help="AUNCE linear evaluation on fresh crop+flip views each epoch instead of the centre "
+                   "view embedded once (slower: the encoder embeds the training split every epoch).")
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="torch.compile the training forward: faster steps on some GPUs after a compile of a "
+                   "minute or two (see docs/benchmarks.md). Default: off.")
 @click.option("--augment", type=click.Choice(AUGMENT_POLICIES),
               help="Training views: basic (crop+flip) or simclr (+ colour, grayscale, blur). "
                    "Default: simclr for AUNCE's two views, basic otherwise.")
 @click.option("--limit-train", type=click.IntRange(1), metavar="N",
               help="Debug: train on N frames only; rows are marked not comparable.")
 def cli(backbone, loss, data, folds, epochs, batch_size, lr, lr_schedule, image_size, device, seed, workers,
-        pretrained, db, out_dir, recipe, tau, p, beta_pos, beta_neg, linear_epochs, augment, limit_train):
+        pretrained, db, out_dir, recipe, tau, p, beta_pos, beta_neg, linear_epochs, linear_lr, linear_augment,
+        compile_, augment, limit_train):
     """Train BACKBONE with LOSS on a prepared store and record one result row per fold.
 
     \b
@@ -184,9 +193,11 @@ def cli(backbone, loss, data, folds, epochs, batch_size, lr, lr_schedule, image_
     from austack.engine.bench import run_bench
 
     options = dict(data=data, folds=_fold(folds) if folds else None, epochs=epochs, batch_size=batch_size, lr=lr,
-                   lr_schedule=lr_schedule, image_size=image_size, device=device, seed=seed, workers=workers, pretrained=pretrained, db=db,
+                   lr_schedule=lr_schedule, image_size=image_size, device=device, seed=seed, workers=workers,
+                   pretrained=pretrained, db=db,
                    out_dir=out_dir, tau=tau, p=_floats(p), beta_pos=beta_pos, beta_neg=beta_neg,
-                   linear_epochs=linear_epochs, augment=augment, limit_train=limit_train)
+                   linear_epochs=linear_epochs, linear_lr=linear_lr, linear_augment=linear_augment,
+                   compile=compile_, augment=augment, limit_train=limit_train)
     cfg = build_config(backbone, loss, options, recipe)
     with BenchView() as view:
         rows = run_bench(cfg, console=view.console, progress=view.update)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,48 @@ def test_cosine_schedule_anneals_and_resumes_exactly(tiny_store, tmp_path):
 def test_unknown_lr_schedule_is_refused(tiny_store, tmp_path):
     with pytest.raises(ConfigError, match="unknown lr_schedule 'step'; expected one of constant, cosine"):
         config(tiny_store, tmp_path, lr_schedule="step")
+
+
+def test_linear_evaluation_options_reach_the_linear_heads(tiny_store, tmp_path, monkeypatch):
+    import austack.engine.bench as bench_mod
+    from austack.data import BatchAugment
+
+    seen = {}
+    real = bench_mod.linear_eval
+
+    def spy(encoder, **kwargs):
+        seen.update(kwargs)
+        return real(encoder, **kwargs)
+
+    monkeypatch.setattr(bench_mod, "linear_eval", spy)
+    cfg = config(tiny_store, tmp_path, loss="aunce.paper", epochs=1, linear_epochs=2, linear_lr=0.05,
+                 linear_augment=True)
+    (row,) = run(cfg)
+    assert row.status == "ok", row.error
+    assert seen["lr"] == 0.05
+    aug = seen["train_augment"]
+    assert isinstance(aug, BatchAugment) and aug.training and aug.views == 1
+    assert (aug.jitter_p, aug.gray_p, aug.blur_p) == (0.0, 0.0, 0.0)   # the 'basic' policy: crop + flip
+    assert aug.crop == cfg.image_size
+
+    seen.clear()
+    (row,) = run(config(tiny_store, tmp_path / "plain", loss="aunce.paper", epochs=1, linear_epochs=1))
+    assert seen["train_augment"] is None and seen["lr"] == 1e-2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_training_matches_eager(tiny_store, tmp_path):
+    """torch.compile changes how the forward runs, not what it computes: one epoch compiled and
+    one eager from the same seed end with the same training loss (to float rounding)."""
+    rows = {}
+    for compiled in (False, True):
+        cfg = config(tiny_store, tmp_path / str(compiled), epochs=1, compile=compiled)
+        (rows[compiled],) = run(cfg)
+        assert rows[compiled].status == "ok", rows[compiled].error
+    losses = []
+    for compiled in (False, True):
+        run_dir = next((tmp_path / str(compiled)).glob("*/fold1"))
+        with open(run_dir / "epochs.csv", newline="") as f:
+            losses.append(float(next(csv.DictReader(f))["train_loss"]))
+    assert losses[1] == pytest.approx(losses[0], rel=1e-3)

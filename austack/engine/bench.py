@@ -331,6 +331,8 @@ def _run_fold(cfg: BenchConfig, fold: int, store: StoreInfo, protocol: Protocol,
     scheduler = make_scheduler(cfg, optimizer)
     supervised = loss_fn.takes == "probs"
     model = ddp.wrap(encoder, device, find_unused=not supervised)
+    if cfg.compile:   # training steps only: validation and test run the eager encoder
+        model = torch.compile(model)
     best_path = run_dir / "best.pt"
 
     history: list[dict[str, Any]] = []
@@ -403,10 +405,14 @@ def _run_fold(cfg: BenchConfig, fold: int, store: StoreInfo, protocol: Protocol,
         seed_everything(derive_seed(cfg.seed, fold, 10_000))
         wce = create_loss("wce").to(device)
         wce.set_rates(splits["train"].au_rates(), aus=aus)
+        lin_aug = None
+        if cfg.linear_augment:
+            lin_aug = BatchAugment.from_policy("basic", cfg.image_size, views=1, train=True, mean=mean, std=std,
+                                               seed=derive_seed(cfg.seed, fold, info.rank, 10_002)).to(device)
         result = linear_eval(encoder, train_loader=loaders.eval("train"), val_loader=loaders.eval("val"),
-                             test_loader=loaders.eval("test"), eval_augment=eval_aug, train_augment=None,
+                             test_loader=loaders.eval("test"), eval_augment=eval_aug, train_augment=lin_aug,
                              loss_fn=wce, device=device, epochs=cfg.linear_epochs, score=score,
-                             seed=derive_seed(cfg.seed, fold, 10_001), on_epoch=on_epoch)
+                             seed=derive_seed(cfg.seed, fold, 10_001), lr=cfg.linear_lr, on_epoch=on_epoch)
         if info.is_main:
             _write_csv(run_dir / "epochs.csv", history + lin_history)
         test_probs, test_labels = result.test_probs, result.test_labels

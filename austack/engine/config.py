@@ -36,6 +36,10 @@ class BenchConfig:
     loss_options: dict[str, Any] = field(default_factory=dict)   # e.g. {"tau": 0.5, "p": [..]}
     augment: str | None = None         # "basic" (crop+flip) or "simclr"; None: simclr for 2-view losses, else basic
     linear_epochs: int = 10            # AUNCE: linear evaluation epochs on the frozen encoder
+    linear_lr: float = 1e-2            # AUNCE: Adam step size of the per-AU linear heads
+    linear_augment: bool = False       # AUNCE: fit the heads on fresh 'basic' views each epoch
+                                       # (False: on the centre view, embedded once)
+    compile: bool = False              # torch.compile the training forward (measured in docs/benchmarks.md)
     limit_train: int | None = None     # debug subsampling: rows so marked are not comparable
     out_dir: str = "runs"
     db: str = "results.sqlite"
