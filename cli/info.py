@@ -1,25 +1,35 @@
 """`austack info OUT.h5`: a store per subject and per fold, its alignment and provenance."""
 from __future__ import annotations
 
+import math
+
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from austack.store import info
 from austack.store import open_store
 
-from ._store_tables import anomaly_table, percent
+from ._store_tables import anomaly_table
 
 
 def _groups(title: str, unit: str, groups, aus) -> Table:
-    t = Table(title=title, title_justify="left")
+    """Counts and AU occurrence per group; whole percents and bare AU numbers as headers, so
+    that 12 AUs fit an 80-column terminal."""
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True,
+              pad_edge=False, caption="AU columns: % of the frames with a known label in which the AU occurs",
+              caption_justify="left")
+    groups = list(groups)
+    faceless = any(g.faces != g.frames for g in groups)   # else the header line says it once
     t.add_column("", no_wrap=True)
-    for col in (unit, "frames", "faces"):
-        t.add_column(col, justify="right")
+    for col in (unit, "frames", "faces")[:3 if faceless else 2]:
+        t.add_column(col, justify="right", no_wrap=True)
     for a in aus:
-        t.add_column(f"AU{a} %", justify="right")
+        t.add_column(f"AU{a}" if len(aus) <= 8 else str(a), justify="right", no_wrap=True)
     for g in groups:
-        t.add_row(g.name, str(g.units), str(g.frames), str(g.faces), *map(percent, g.rates))
+        counts = (g.units, g.frames, g.faces)[:3 if faceless else 2]
+        t.add_row(g.name, *map(str, counts), *("-" if math.isnan(r) else f"{100 * r:.0f}" for r in g.rates))
     return t
 
 
@@ -41,6 +51,6 @@ def cli(store, show_all):
     console.print(_groups("Subjects", "sessions", s.subjects, s.aus))
     console.print(_groups("Folds", "units", s.folds, s.aus))
     with open_store(store) as st:
-        table = anomaly_table(st.anomalies(), limit=10**9 if show_all else 30)
+        table = anomaly_table(st.anomalies(), limit=10**9 if show_all else 30, root=src.get("root"))
     if table is not None:
         console.print(table)

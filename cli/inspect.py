@@ -1,6 +1,8 @@
 """`austack inspect DATASET RAW_DIR`: what a reader finds in a raw distribution."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -40,5 +42,5 @@ def cli(dataset, raw_dir, protocol, all_anomalies):
     r.add_row("occurring", *[percent(x) for x in rates])
     r.add_row("unknown", *[percent(x) for x in unknown])
     console.print(r)
-    table = anomaly_table(s.anomalies, limit=10**9 if all_anomalies else 30)
+    table = anomaly_table(s.anomalies, limit=10**9 if all_anomalies else 30, root=str(Path(raw_dir).resolve()))
     console.print(table if table is not None else "No anomalies.")

@@ -1,6 +1,8 @@
 """`austack prepare DATASET RAW_DIR OUT.h5`: align a raw distribution into one HDF5 store."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.console import Console
 
@@ -53,6 +55,6 @@ def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, 
                       f"({report.resumed_sessions} kept from the partial file); this run {report.written_frames} "
                       f"frames in {report.seconds:.1f} s ({report.frames_per_s:.1f} frames/s), "
                       f"{report.faces} aligned, {report.no_face} without a face; landmarks: {origins or 'none'}")
-    table = anomaly_table(report.anomalies)
+    table = anomaly_table(report.anomalies, root=str(Path(raw_dir).resolve()))
     if table is not None:
         console.print(table)

@@ -52,3 +52,13 @@ def test_verify_and_info(store, tmp_path):
 def test_missing_store_is_one_line(tmp_path):
     res = CliRunner().invoke(cli, ["info", str(tmp_path / "none.h5")])
     assert res.exit_code == 1 and "does not exist" in res.output and "Traceback" not in res.output
+
+
+def test_info_fits_an_80_column_terminal_with_12_aus(tiny_store):
+    res = CliRunner(env={"COLUMNS": "80"}).invoke(cli, ["info", str(tiny_store)])
+    assert res.exit_code == 0, res.output
+    tables = res.output[res.output.index("Subjects"):]
+    assert max(len(line) for line in tables.splitlines()) <= 80
+    assert "…" not in tables                      # nothing truncated
+    header = next(line for line in tables.splitlines() if "frames" in line).split()
+    assert header[-12:] == ["1", "2", "4", "6", "7", "10", "12", "14", "15", "17", "23", "24"]
