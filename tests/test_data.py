@@ -266,3 +266,13 @@ def test_hue_rotation_keeps_luma_and_turns_colour():
     luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     assert torch.allclose((y * luma).sum(1), (x * luma).sum(1), atol=1e-5)
     assert torch.allclose(y[0], x[0], atol=1e-5) and not torch.allclose(y[1], x[1], atol=1e-2)
+
+
+def test_cpu_blur_agrees_with_the_convolution_path():
+    """float32 on the CPU goes through OpenCV; other dtypes and GPUs through grouped convolutions."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(5, 3, 40, 33, generator=g)
+    kernels = ops.gaussian_kernels(torch.rand(5, generator=g) * 1.9 + 0.1, 8)
+    fast = ops.blur(x, kernels)
+    conv = ops.blur(x.double(), kernels.double())
+    assert fast.dtype == torch.float32 and torch.allclose(fast.double(), conv, atol=1e-6)

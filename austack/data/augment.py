@@ -132,13 +132,16 @@ class BatchAugment(nn.Module):
 
     def _augment_into(self, x: torch.Tensor, windows: torch.Tensor, p: dict, order: list[int]) -> None:
         """Write the views described by `p` into `x` (a slice of the output), in place."""
-        x.copy_(ops.crop_flip(windows, p["source"], p["top"], p["left"], p["flip"])).div_(255.0)
+        x.copy_(ops.crop_flip(windows, p["source"], p["top"], p["left"], p["flip"]))   # 0..255
         if self.jitter_p > 0 or self.gray_p > 0:
-            # jitter + grayscale as one affine colour map per view, then one clamp
+            # jitter + grayscale as one affine colour map per view, then one clamp; the map takes
+            # 0..255 values (A / 255), which saves a pass over the pixels to scale them first
             a, o = ops.colour_transforms(order, p["brightness"], p["contrast"], p["saturation"], p["hue"],
-                                         p["gray"], x.mean(dim=(2, 3)))
+                                         p["gray"], x.mean(dim=(2, 3)).div_(255.0))
             flat = x.view(x.shape[0], 3, -1)
-            flat.copy_(torch.baddbmm(o.unsqueeze(2), a, flat)).clamp_(0.0, 1.0)
+            flat.copy_(torch.baddbmm(o.unsqueeze(2), a.div_(255.0), flat)).clamp_(0.0, 1.0)
+        else:
+            x.div_(255.0)
         self._normalise_(x)      # linear per channel, so it commutes with the blur below
         blurred = p["blur_host"].nonzero().squeeze(1)
         if len(blurred):

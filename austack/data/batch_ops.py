@@ -147,10 +147,14 @@ def gaussian_kernels(sigma: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def blur(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian blur with a kernel per sample: two grouped depthwise convolutions.
+    """Separable Gaussian blur with a kernel per sample, reflect padding (torchvision's).
 
-    Reflect padding, as torchvision's gaussian_blur.
+    On a GPU: two grouped depthwise convolutions over the whole batch. On the CPU: OpenCV's
+    separable filter per image plane, about 3x faster there than the convolutions (measured:
+    38 against 115 ms for 16 views of 224 px, one thread), with the same result to 1e-6.
     """
+    if x.device.type == "cpu" and x.dtype == torch.float32:
+        return _blur_planes_cv2(x, kernels)
     n, c, h, w = x.shape
     taps = kernels.shape[1]
     r = taps // 2
@@ -159,3 +163,20 @@ def blur(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     y = F.conv2d(y, weight.view(n * c, 1, taps, 1), groups=n * c)
     y = F.conv2d(y, weight.view(n * c, 1, 1, taps), groups=n * c)
     return y.view(n, c, h, w)
+
+
+def _blur_planes_cv2(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    import cv2   # a dependency already (prepare); imported here to keep this module light
+
+    out = torch.empty_like(x)
+    src, dst = x.contiguous().numpy(), out.numpy()
+    taps = kernels.to(torch.float32).numpy()
+    centre = taps.shape[1] // 2
+    for i in range(src.shape[0]):
+        # a small sigma's outer taps are below float32 resolution (< 1e-7 of the centre): skip them
+        r = int((taps[i, centre:] > 1e-7 * taps[i, centre]).sum()) - 1
+        k = taps[i, centre - r:centre + r + 1]
+        for ch in range(src.shape[1]):
+            # BORDER_REFLECT_101 mirrors without repeating the edge pixel, as torch's "reflect"
+            cv2.sepFilter2D(src[i, ch], -1, k, k, dst=dst[i, ch], borderType=cv2.BORDER_REFLECT_101)
+    return out
