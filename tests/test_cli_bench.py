@@ -87,15 +87,16 @@ def test_policies():
         BatchAugment.from_policy("x", 32, 1)
 
 
-def test_linear_evaluation_and_compile_flags_reach_the_config(invoke, tiny_store, tmp_path):
+def test_linear_evaluation_compile_and_clip_flags_reach_the_config(invoke, tiny_store, tmp_path):
     torch.set_num_threads(1)
     db = tmp_path / "results.sqlite"
     r = invoke("bench", "test_tiny", "aunce.paper", "--data", tiny_store, "--fold", "1", "--epochs", "1",
                "--batch-size", "16", "--image-size", "40", "--device", "cpu", "--workers", "0", "--db", db,
                "--out-dir", tmp_path / "runs", "--linear-epochs", "1", "--linear-lr", "0.03", "--linear-augment",
-               "--no-compile")
+               "--no-compile", "--grad-clip", "2.5")
     assert r.exit_code == 0, r.output
     config = ResultsDB(db).query()[0].config
     assert (config["linear_lr"], config["linear_augment"], config["compile"]) == (0.03, True, False)
+    assert config["grad_clip"] == 2.5
     r = invoke("bench", "test_tiny", "aunce.paper", "--data", tiny_store, "--linear-lr", "0")
     assert r.exit_code == 2 and "Traceback" not in r.output

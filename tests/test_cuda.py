@@ -49,8 +49,9 @@ def test_batch_augment_cuda_matches_cpu(exact_fp32, policy):
 
 @pytest.mark.parametrize("loss_name,policy", [("wce", "basic"), ("aunce.paper", "simclr")])
 def test_training_step_never_waits_for_the_gpu(loss_name, policy):
-    """No host-device synchronisation inside a step: augment, bf16 forward, loss, backward and
-    fused AdamW run under torch's sync debug mode set to raise on any synchronising call."""
+    """No host-device synchronisation inside a step: augment, bf16 forward, loss, backward,
+    gradient clipping and fused AdamW run under torch's sync debug mode set to raise on any
+    synchronising call."""
     torch.manual_seed(0)
     device = torch.device("cuda")
     encoder = create_encoder("resnet18", N_AU).to(device, memory_format=torch.channels_last)
@@ -66,6 +67,7 @@ def test_training_step_never_waits_for_the_gpu(loss_name, policy):
         loss = loss_on_batch(encoder, loss_fn, augment, x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)   # as train_one_epoch with grad_clip
         optimizer.step()
         return loss.detach()
 

@@ -215,3 +215,33 @@ def test_compiled_training_matches_eager(tiny_store, tmp_path):
         with open(run_dir / "epochs.csv", newline="") as f:
             losses.append(float(next(csv.DictReader(f))["train_loss"]))
     assert losses[1] == pytest.approx(losses[0], rel=1e-3)
+
+
+@pytest.mark.parametrize("clip", [None, 1e-3])
+def test_grad_clip_bounds_each_step(clip):
+    """With SGD at lr 1 the parameters move by exactly the (clipped) gradient: its norm is at
+    most `grad_clip` when clipping, and far larger without."""
+    from austack.data import BatchAugment
+    from austack.engine.train import train_one_epoch
+    from austack.losses import create_loss
+    from austack.models import create_encoder
+
+    torch.manual_seed(0)
+    encoder = create_encoder("test_tiny", 12)
+    loss_fn = create_loss("wce")
+    loss_fn.set_rates(torch.full((12,), 0.3))
+    images = torch.randint(0, 256, (8, 3, 40, 40), dtype=torch.uint8)
+    labels = torch.randint(0, 2, (8, 12), dtype=torch.int8)
+    before = torch.cat([p.detach().flatten().clone() for p in encoder.parameters()])
+    train_one_epoch(encoder, [(images, labels, torch.arange(8))], loss_fn, torch.optim.SGD(encoder.parameters(), lr=1.0),
+                    BatchAugment(40, views=1, seed=0), torch.device("cpu"), grad_clip=clip)
+    moved = (torch.cat([p.detach().flatten() for p in encoder.parameters()]) - before).norm().item()
+    if clip is None:
+        assert moved > 1e-2
+    else:
+        assert 0 < moved <= clip * (1 + 1e-4)
+
+
+def test_grad_clip_must_be_positive(tiny_store, tmp_path):
+    with pytest.raises(ConfigError, match="grad_clip"):
+        config(tiny_store, tmp_path, grad_clip=0.0)

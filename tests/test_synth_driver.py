@@ -92,6 +92,17 @@ def test_episodes_look_like_video():
     assert abs((six & fifteen).mean() - six.mean() * fifteen.mean()) < 0.03
 
 
+def test_rare_aus_reach_their_apex_as_often_as_common_ones():
+    """Intensity is spread alike whatever an AU's rate, so rare AUs are not mostly trace (level 1)."""
+    proto = load_protocol("bp4d-3fold")
+    rates = target_rates(proto)
+    clean = au_intensities(30000, rates, proto.label.positive_min, np.random.default_rng(2))
+    for au in proto.aus:
+        k = ALL_AUS.index(au)
+        strong = (clean[:, k] >= 3).sum() / (clean[:, k] >= 1).sum()
+        assert 0.38 < strong < 0.6, (au, rates[k], strong)     # was 0.28 for AU24, 0.50 for AU7
+
+
 def test_rates_of_auss_outside_the_protocol_are_modest():
     rates = dict(zip(ALL_AUS, target_rates(load_protocol("disfa-3fold"))))
     assert rates[25] == pytest.approx(0.278) and rates[7] == pytest.approx(0.08)

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from austack.align import align_face_49, to_49
 from austack.landmarks import detect_box
 from austack.protocols import load_protocol
 from austack.synth import DEFAULT_ASPECT, DEFAULT_SIZE, _rng
@@ -106,6 +107,33 @@ def test_landmarks_move_with_the_pixels(subject, au, point):
     left_behind = np.abs(patch(image, rest[point]) - patch(still, rest[point])).mean()
     assert np.hypot(*(moved[point] - rest[point])) > 1.0
     assert followed < 0.5 * left_behind, (followed, left_behind)
+
+
+BP4D_AUS = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
+
+
+@pytest.mark.parametrize("au", BP4D_AUS)
+def test_the_weakest_active_frame_shows_in_a_72px_face(subject, au):
+    """Intensity 1, the weakest level BP4D labels active, still changes a face aligned as the CPU
+    demo aligns it (72 px, box 2.0) by more than 8 grey levels on a patch of real size."""
+    still, rest = render(subject, levels())
+    moved, _ = render(subject, levels(**{f"AU{au}": 1}))
+    grey = [cv2.cvtColor(align_face_49(x, to_49(rest), 72, 2.0)[0], cv2.COLOR_RGB2GRAY).astype(int)
+            for x in (still, moved)]
+    changed = int((np.abs(grey[1] - grey[0]) > 8).sum())
+    assert changed >= 60, (au, changed)   # the earlier renderer: 1 to 39 for AU6/14/17/23/24 here
+
+
+def test_lip_tightener_and_lip_pressor_differ(subject):
+    """AU23 draws the corners in (a narrower mouth); AU24 keeps the width and presses the lips thin."""
+    _, rest = render(subject, levels())
+    _, tight = render(subject, levels(AU23=5))
+    _, press = render(subject, levels(AU24=5))
+    width = lambda p: np.hypot(*(p[54] - p[48])) / subject.iod
+    lips = lambda p: np.hypot(*(p[57] - p[51])) / subject.iod       # outer edge to outer edge
+    assert width(rest) - width(tight) > 0.1
+    assert abs(width(press) - width(rest)) < 0.05
+    assert lips(rest) - lips(press) > 0.08
 
 
 def test_open_mouth_is_dark(subject):

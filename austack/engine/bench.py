@@ -358,7 +358,8 @@ def _run_fold(cfg: BenchConfig, fold: int, store: StoreInfo, protocol: Protocol,
                 progress(BenchEvent("step", fold, "train", epoch + 1, cfg.epochs, s.step, s.steps, s.loss,
                                     s.images_per_s * info.world_size))
 
-        stats = train_one_epoch(model, loader, loss_fn, optimizer, train_aug, device, on_log=on_log)
+        stats = train_one_epoch(model, loader, loss_fn, optimizer, train_aug, device, grad_clip=cfg.grad_clip,
+                                on_log=on_log)
         images += stats.images * info.world_size
         seconds += stats.seconds
         val_f1 = None

@@ -28,6 +28,7 @@ class BenchConfig:
     lr: float = 1e-4
     lr_schedule: str = "constant"      # "constant" (the paper) or "cosine" (annealed to 0 over the epochs)
     weight_decay: float = 1e-6
+    grad_clip: float | None = None     # clip the gradients' global L2 norm to this; None: no clipping
     image_size: int = 224              # crop size fed to the encoder (store images are larger)
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     seed: int = 0
@@ -46,6 +47,8 @@ class BenchConfig:
     recipe: str | None = None          # recipe name this config came from, if any
 
     def __post_init__(self):
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip must be positive (or unset for no clipping), got {self.grad_clip}")
         for name, allowed in (("lr_schedule", LR_SCHEDULES), ("augment", AUGMENT_POLICIES)):
             value = getattr(self, name)
             if value is not None and value not in allowed:

@@ -99,9 +99,12 @@ def gradient_scale(loss_fn: torch.nn.Module) -> int:
 
 def train_one_epoch(model: torch.nn.Module, loader: Iterable, loss_fn: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, augment: torch.nn.Module, device: torch.device, *,
-                    scaler: torch.amp.GradScaler | None = None, log_every: int = 20,
-                    on_log: Callable[[StepInfo], None] | None = None) -> EpochStats:
+                    scaler: torch.amp.GradScaler | None = None, grad_clip: float | None = None,
+                    log_every: int = 20, on_log: Callable[[StepInfo], None] | None = None) -> EpochStats:
     """Train `model` for one pass over `loader` of (uint8 images, int8 labels, rows) batches.
+
+    `grad_clip`: rescale the gradients so that their global L2 norm is at most this (computed
+    on the device; it adds no host sync).
 
     Raises AustackError if the loss becomes NaN/inf (checked at each log interval).
     """
@@ -122,10 +125,15 @@ def train_one_epoch(model: torch.nn.Module, loader: Iterable, loss_fn: torch.nn.
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None and scaler.is_enabled():
             scaler.scale(loss * scale).backward()
+            if grad_clip is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             scaler.step(optimizer)
             scaler.update()
         else:
             (loss * scale).backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
         running += loss.detach()
         total += loss.detach()

@@ -31,7 +31,7 @@ TABLE_I_RATES: dict[str, dict[int, float]] = {
 RATE_SOURCE = {"bp4d+": "bp4d"}
 DEFAULT_RATE = 0.08          # AUs the dataset does not code still appear, modestly
 EPISODE_FRAMES = 18.0        # mean length of an occurrence episode, in frames
-INTENSITY_STEP = 0.35        # rise of z (in standard deviations) per intensity level
+INTENSITY_STEP = 0.35        # rise of z (in standard deviations) per intensity level, at rate 0.5
 # (driver, follower, correlation of their processes)
 COUPLINGS: tuple[tuple[int, int, float], ...] = ((12, 6, 0.7), (1, 2, 0.7), (25, 26, 0.6))
 
@@ -51,6 +51,11 @@ def _sigma_for(rate: float) -> float:
     """
     u = norm.isf(rate)
     return EPISODE_FRAMES * np.exp(-u * u / 2) / (rate * 2 * np.pi * np.sqrt(2))
+
+
+def _mean_excess(u):
+    """E[z - u | z > u] for a standard normal z."""
+    return norm.pdf(u) / norm.sf(u) - u
 
 
 def _smooth_noise(n: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -77,9 +82,11 @@ def au_intensities(n_frames: int, rates: np.ndarray, positive_min: int, rng: np.
         a, b = index[driver], index[follower]
         z[:, b] = rho * z[:, a] + np.sqrt(1 - rho * rho) * z[:, b]
     u = norm.isf(rates)
-    # positive_min at the threshold, one level per INTENSITY_STEP above it (and below it, down
-    # to 1: sub-threshold "trace" intensities exist where positive_min > 1)
-    level = positive_min + np.floor((z - u) / INTENSITY_STEP)
+    # positive_min at the threshold, one level per step above it (and below it, down to 1:
+    # sub-threshold "trace" intensities exist where positive_min > 1). A rare AU's excursions
+    # over its high threshold are shallow, so its step shrinks with the mean excess of z over
+    # u: every AU then reaches its apex intensities about as often, not only the common ones.
+    level = positive_min + np.floor((z - u) / (INTENSITY_STEP * _mean_excess(u) / _mean_excess(0.0)))
     return np.clip(level, 0, 5).astype(np.int8)
 
 

@@ -266,14 +266,14 @@ def _shape_targets(lm: np.ndarray, frame: FaceFrame, look: dict) -> np.ndarray:
 
 def _draw_look(rng: np.random.Generator) -> dict:
     u = lambda lo, hi: float(rng.uniform(lo, hi))
-    skin_level = u(0.42, 1.08)
+    skin_level = u(0.55, 1.0)
     hair_level = u(0.25, 1.35)
     return {
         "face_width": u(0.9, 1.1), "face_height": u(0.92, 1.08), "jaw_width": u(0.88, 1.1),
         "eye_spacing": u(0.92, 1.08), "nose": u(0.85, 1.2), "mouth": u(0.85, 1.2),
         "skin": [skin_level * (1 + u(-0.04, 0.1)), skin_level, skin_level * (1 + u(-0.12, 0.05))],
         "hair": [hair_level * (1 + u(-0.1, 0.25)), hair_level, hair_level * (1 + u(-0.3, 0.05))],
-        "light_angle": u(0, 2 * np.pi), "light_strength": u(0.12, 0.4), "brightness": u(0.88, 1.12),
+        "light_angle": u(0, 2 * np.pi), "light_strength": u(0.08, 0.25), "brightness": u(0.92, 1.08),
         "iod_fraction": u(*IOD_FRACTION), "roll": u(-ROLL_DEG, ROLL_DEG),
         "shift_x": u(-SHIFT, SHIFT), "eye_height": u(*EYE_HEIGHT),
         "background": str(rng.choice(["flat", "gradient", "texture"])),
