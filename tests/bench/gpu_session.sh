@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything docs/benchmarks.md records from a GPU, in one lease (about 8 minutes on an H100):
+# Everything docs/benchmarks.md records from a GPU, in one run (about 8 minutes on an H100):
 # CUDA correctness tests, the GPU augmentation and training-step benchmarks, and `austack bench`
 # for resnet50 and swin_base with WCE and AUNCE on a synthetic BP4D store.
 #
