@@ -11,8 +11,8 @@ from austack.datasets.base import Anomaly
 
 
 def anomaly_table(anomalies: Iterable[Anomaly], limit: int = 30, root: str | None = None) -> Table | None:
-    """The anomalies, one row each; paths under `root` (the raw directory) are shown relative to
-    it, in a caption-named folder, so that they stay readable on a narrow terminal."""
+    """The anomalies, one row each. Paths under `root` (the raw directory, named in the caption)
+    are shown relative to it, so that they stay readable on a narrow terminal."""
     items = list(anomalies)
     if not items:
         return None
@@ -40,5 +40,5 @@ def _relative(path: str, root: str | None) -> str:
         return path
 
 
-def percent(x: float) -> str:
-    return "-" if math.isnan(x) else f"{100 * x:.1f}"
+def percent(x: float, digits: int = 1) -> str:
+    return "-" if math.isnan(x) else f"{100 * x:.{digits}f}"

@@ -196,9 +196,8 @@ def cli(backbone, loss, data, folds, epochs, batch_size, lr, lr_schedule, grad_c
 
     options = dict(data=data, folds=_fold(folds) if folds else None, epochs=epochs, batch_size=batch_size, lr=lr,
                    lr_schedule=lr_schedule, grad_clip=grad_clip, image_size=image_size, device=device, seed=seed,
-                   workers=workers,
-                   pretrained=pretrained, db=db,
-                   out_dir=out_dir, tau=tau, p=_floats(p), beta_pos=beta_pos, beta_neg=beta_neg,
+                   workers=workers, pretrained=pretrained, db=db, out_dir=out_dir, tau=tau, p=_floats(p),
+                   beta_pos=beta_pos, beta_neg=beta_neg,
                    linear_epochs=linear_epochs, linear_lr=linear_lr, linear_augment=linear_augment,
                    compile=compile_, augment=augment, limit_train=limit_train)
     cfg = build_config(backbone, loss, options, recipe)

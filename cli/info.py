@@ -1,8 +1,6 @@
 """`austack info OUT.h5`: a store per subject and per fold, its alignment and provenance."""
 from __future__ import annotations
 
-import math
-
 import click
 from rich import box
 from rich.console import Console
@@ -11,7 +9,7 @@ from rich.table import Table
 from austack.store import info
 from austack.store import open_store
 
-from ._store_tables import anomaly_table
+from ._store_tables import anomaly_table, percent
 
 
 def _groups(title: str, unit: str, groups, aus) -> Table:
@@ -29,7 +27,7 @@ def _groups(title: str, unit: str, groups, aus) -> Table:
         t.add_column(f"AU{a}" if len(aus) <= 8 else str(a), justify="right", no_wrap=True)
     for g in groups:
         counts = (g.units, g.frames, g.faces)[:3 if faceless else 2]
-        t.add_row(g.name, *map(str, counts), *("-" if math.isnan(r) else f"{100 * r:.0f}" for r in g.rates))
+        t.add_row(g.name, *map(str, counts), *(percent(r, digits=0) for r in g.rates))
     return t
 
 

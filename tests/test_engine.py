@@ -242,6 +242,8 @@ def test_grad_clip_bounds_each_step(clip):
         assert 0 < moved <= clip * (1 + 1e-4)
 
 
-def test_grad_clip_must_be_positive(tiny_store, tmp_path):
-    with pytest.raises(ConfigError, match="grad_clip"):
-        config(tiny_store, tmp_path, grad_clip=0.0)
+@pytest.mark.parametrize("name", ["grad_clip", "lr", "linear_lr"])
+def test_step_sizes_and_clip_must_be_positive(tiny_store, tmp_path, name):
+    # a recipe file skips the CLI's range checks: the config itself refuses
+    with pytest.raises(ConfigError, match=f"{name} must be positive"):
+        config(tiny_store, tmp_path, **{name: 0.0})

@@ -47,8 +47,12 @@ class BenchConfig:
     recipe: str | None = None          # recipe name this config came from, if any
 
     def __post_init__(self):
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ConfigError(f"grad_clip must be positive (or unset for no clipping), got {self.grad_clip}")
+        # recipes skip the CLI's range checks: a bad value must fail here, before any training
+        for name in ("lr", "linear_lr", "grad_clip"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be positive, got {value}"
+                                  + (" (leave grad_clip unset for no clipping)" if name == "grad_clip" else ""))
         for name, allowed in (("lr_schedule", LR_SCHEDULES), ("augment", AUGMENT_POLICIES)):
             value = getattr(self, name)
             if value is not None and value not in allowed:

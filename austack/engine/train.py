@@ -123,17 +123,16 @@ def train_one_epoch(model: torch.nn.Module, loader: Iterable, loss_fn: torch.nn.
         images, labels = to_device(images, labels, device)
         loss = loss_on_batch(model, loss_fn, augment, images, labels)
         optimizer.zero_grad(set_to_none=True)
-        if scaler is not None and scaler.is_enabled():
-            scaler.scale(loss * scale).backward()
-            if grad_clip is not None:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaled = scaler is not None and scaler.is_enabled()
+        (scaler.scale(loss * scale) if scaled else loss * scale).backward()
+        if grad_clip is not None:
+            if scaled:
+                scaler.unscale_(optimizer)   # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if scaled:
             scaler.step(optimizer)
             scaler.update()
         else:
-            (loss * scale).backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
         running += loss.detach()
         total += loss.detach()
