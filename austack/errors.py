@@ -6,7 +6,15 @@ about a file carries that file in `path` and names it in the message.
 """
 from __future__ import annotations
 
+import difflib
 from os import PathLike
+from typing import Iterable
+
+
+def did_you_mean(name: str, choices: Iterable[str], *, cutoff: float = 0.5) -> str:
+    """'; did you mean 'a', 'b'?' for the closest of `choices` to `name` (each once), or ''."""
+    close = difflib.get_close_matches(name, list(dict.fromkeys(choices)), n=3, cutoff=cutoff)
+    return f"; did you mean {', '.join(map(repr, close))}?" if close else ""
 
 
 class AustackError(Exception):

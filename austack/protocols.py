@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from ._resources import protocols_dir
-from .errors import ProtocolError, UnknownNameError
+from .errors import ProtocolError, UnknownNameError, did_you_mean
 
 SPLITS = ("train", "val", "test")
 _REQUIRED = ("name", "version", "dataset", "aus", "label", "folds", "validation")
@@ -216,8 +216,6 @@ def load_protocol(name: str, folder: str | Path | None = None) -> Protocol:
         hits = [p for p in protos if key(p) == name]
         if hits:
             return max(hits, key=lambda p: p.version)
-    import difflib
     names = sorted({p.id for p in protos} | {p.name for p in protos} | {p.dataset for p in protos})
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    hint = did_you_mean(name, names)
     raise UnknownNameError(f"unknown protocol {name!r}{hint} (available: {', '.join(p.id for p in protos)})")

@@ -6,12 +6,11 @@ two modules can never silently shadow each other. Renamed entries go into `depre
 """
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import warnings
 from typing import Callable, Generic, Iterator, TypeVar
 
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, UnknownNameError, did_you_mean
 
 T = TypeVar("T")
 
@@ -48,8 +47,7 @@ class Registry(Generic[T]):
             raise UnknownNameError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        hint = did_you_mean(name, self._entries)
         return (f"unknown {self.kind} {name!r}{hint} "
                 f"(registered: {', '.join(sorted(self._entries)) or 'none'})")
 

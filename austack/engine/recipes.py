@@ -5,14 +5,13 @@ it. `austack bench --recipe NAME`, `austack demo` and `austack list recipes` all
 """
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .._resources import baselines_dir
-from ..errors import ConfigError, UnknownNameError
+from ..errors import ConfigError, UnknownNameError, did_you_mean
 
 # Recipe keys that document a recipe and are not settings.
 RECIPE_NOTES = ("title", "source", "notes")
@@ -32,8 +31,7 @@ def load_recipe(name_or_file: str) -> dict[str, Any]:
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
         path = recipes_dir() / f"{name_or_file}.yaml"
         if not path.is_file():
-            close = difflib.get_close_matches(name_or_file, list_recipes(), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            hint = did_you_mean(name_or_file, list_recipes())
             raise UnknownNameError(f"unknown recipe {name_or_file!r}{hint} (recipes: {', '.join(list_recipes())}; "
                                    f"or pass a YAML file)")
     try:

@@ -10,14 +10,13 @@ random weights (`pretrained=False`): nothing is downloaded, local weights load s
 """
 from __future__ import annotations
 
-import difflib
 from typing import Callable
 
 import timm
 import torch
 from torch import nn
 
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, did_you_mean
 from ..registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -113,7 +112,6 @@ def build_backbone(name: str, **kwargs) -> nn.Module:
         return ENCODERS.get(name)(**kwargs)
     if timm.is_model(name):
         return TimmTokens(name, **kwargs)
-    close = difflib.get_close_matches(name, ENCODERS.list() + timm.list_models(), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    hint = did_you_mean(name, ENCODERS.list() + timm.list_models(), cutoff=0.6)
     raise UnknownNameError(f"unknown encoder {name!r}{hint} (registered: {', '.join(ENCODERS.list())}; "
                            f"any timm model name also works)")

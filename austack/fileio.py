@@ -1,0 +1,51 @@
+"""Files that are either whole or absent: the one atomic-write helper every writer uses.
+
+A writer that is killed mid-write must never leave a half file under the final name: each
+helper writes a temporary file in the same folder, flushes it to disk, and renames it over
+the target (`os.replace` is atomic on POSIX and Windows). A failed or interrupted write
+removes its temporary file.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", **kw) -> Iterator[IO]:
+    """Open a temporary sibling of `path` for writing; on a clean exit it replaces `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **kw) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
+    """`torch.save` that never leaves a torn file (or a stray .tmp) under `path`."""
+    import torch
+
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
+    return Path(path)
