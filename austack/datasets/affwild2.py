@@ -12,6 +12,12 @@ counted). Row i (1-based after the header) is crop `{i:05d}.jpg`; crops are miss
 face was found (skipped and counted). Two-person videos come as `<video>_left` / `<video>_right`,
 each its own table and crop folder. Videos are the units: subject = video name, one session
 ("1"), and `FrameRecord.split` = the annotation set. No landmarks ship: crops are aligned already.
+
+Rows are positional (row i is frame i whatever it holds), so the frame rule of `base.py` has
+nothing to sort or repeat here; a row without exactly 12 cells (a blank line inside the table
+too) is dropped as `invalid_row` and its frame number stays used; trailing blank lines are
+ignored. A cell that is not strictly an integer, or a value other than 0/1 in an annotated row,
+is stored as -1 and reported (`unknown_code`).
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, RawDataError
+from ._parse import is_blank, parse_ints, read_rows, report_rows
 from .base import AnomalyReport, FrameRecord, PixelSource, Reader, SessionRecord, SessionRef, register_reader
 
 HEADER = "AU1,AU2,AU4,AU6,AU7,AU10,AU12,AU15,AU23,AU24,AU25,AU26"
@@ -61,14 +68,10 @@ class AffWild2Reader(Reader):
     expected = (f"<any>/AU_Detection_Challenge/{{Train_Set,Validation_Set}}/<video>.txt annotations "
                 f"(or <any>/AU_Set/...) with header {HEADER}, and {CROPS}/<video>/00001.jpg crops")
 
-    def __init__(self, root: str | os.PathLike, *, protocol: str | None = None, **unknown):
-        if unknown:
-            raise ConfigError(f"affwild2 reader: unknown option(s) {sorted(unknown)}; valid: protocol")
-        self.use_protocol(protocol)
+    def configure(self) -> None:
         missing = [a for a in self.label_protocol.aus if a not in HEADER_AUS]
         if missing:
             raise ConfigError(f"protocol {self.label_protocol.id} asks for AU {missing}, which Aff-Wild2 does not code")
-        super().__init__(root, protocol=protocol)
 
     def verify(self) -> None:
         self.set_dirs: list[tuple[str, Path]] = [
@@ -87,17 +90,18 @@ class AffWild2Reader(Reader):
                 for p in folder.iterdir() if p.suffix == ".txt"]
         return sorted(refs, key=lambda r: (r.subject, r.label_file))
 
-    def read_session(self, ref: SessionRef, anomalies: AnomalyReport) -> SessionRecord:
+    def _read_session(self, ref: SessionRef, anomalies: AnomalyReport) -> SessionRecord:
         path = Path(ref.label_file)
         split = SETS[path.parent.name]
-        table = _read_table(path)
+        numbers, table, valid = _read_table(path, anomalies)       # frame numbers, (R, 12) x2
         columns = [HEADER_AUS.index(a) for a in self.label_protocol.aus]
-        invalid = (table == -1).all(axis=1)
+        invalid = ((table == -1) & valid).all(axis=1)
         if invalid.any():
             anomalies.add("invalid_row", path, f"{int(invalid.sum())} frame(s) marked -1 in every column "
                           f"(not annotated) dropped", int(invalid.sum()))
         labels, bad = self.label_protocol.label.encode(table[:, columns])
-        bad &= ~invalid[:, None]
+        bad = (bad | ~valid[:, columns]) & ~invalid[:, None]
+        labels[~valid[:, columns]] = -1
         if bad.any():
             anomalies.add("unknown_code", path, f"{int(bad.sum())} values other than 0/1 in annotated rows, "
                           f"stored as unknown (-1)", int(bad.sum()))
@@ -106,7 +110,7 @@ class AffWild2Reader(Reader):
         present = set(os.listdir(folder)) if folder.is_dir() else set()
         records, absent = [], []
         for i in np.flatnonzero(~invalid):
-            frame = int(i) + 1
+            frame = int(numbers[i])
             name = f"{frame:05d}.jpg"
             if name not in present:
                 absent.append(frame)
@@ -121,24 +125,19 @@ class AffWild2Reader(Reader):
         return SessionRecord(ref.subject, ref.session, records)
 
 
-def _read_table(path: Path) -> np.ndarray:
-    try:
-        lines = path.read_bytes().decode("utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise RawDataError(f"cannot read Aff-Wild2 annotation {path}: {e}", path=path) from None
-    header = lines[0].strip() if lines else ""
+def _read_table(path: Path, anomalies: AnomalyReport) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frame numbers, values (R, 12), mask of integer cells) of the rows with 12 cells."""
+    rows = read_rows(path, "Aff-Wild2 annotation")
+    header = ",".join(c.strip() for c in rows[0][1]) if rows else ""
     if header != HEADER:
         raise RawDataError(f"Aff-Wild2 annotation {path} must start with the header {HEADER!r}; "
                            f"found {header[:80]!r}", path=path)
-    while len(lines) > 1 and not lines[-1].strip():
-        lines.pop()          # trailing blank lines only: a blank line inside would shift row numbers
-    rows = [line.split(",") for line in lines[1:]]
-    try:
-        table = np.array(rows, dtype=np.int64).reshape(len(rows), -1)
-    except ValueError as e:
-        raise RawDataError(f"Aff-Wild2 annotation {path}: every row must hold 12 integers ({e})",
-                           path=path) from None
-    if table.shape[1] != len(HEADER_AUS):
-        raise RawDataError(f"Aff-Wild2 annotation {path}: rows hold {table.shape[1]} values, expected "
-                           f"{len(HEADER_AUS)}", path=path)
-    return table
+    data = rows[1:]
+    while data and is_blank(data[-1][1]):
+        data.pop()          # trailing blank lines only: one inside still holds its frame number
+    width = len(HEADER_AUS)
+    report_rows(anomalies, path, [line for line, cells in data if len(cells) != width],
+                f"without exactly {width} cells")
+    kept = [(frame, cells) for frame, (_, cells) in enumerate(data, start=1) if len(cells) == width]
+    values, valid = parse_ints(np.array([cells for _, cells in kept], dtype=str).reshape(len(kept), width))
+    return np.array([frame for frame, _ in kept], dtype=np.int64), values, valid

@@ -12,12 +12,18 @@ Irregularities handled (each one a test case):
 - two CSV header styles: legacy `0,1,...,99` (column N is AU N, the last column an occlusion
   flag) and the re-release naming only the coded AUs (`1,1,2,4,...`: the first cell may repeat
   an AU number, so column 0 is always read by position as the frame number); a UTF-8 BOM.
-- codes 0 / 1 / 9 (9 -> -1); any other value is stored as -1 and reported (`unknown_code`).
+- codes 0 / 1 / 9 (9 -> -1); any other value, or a cell that is not strictly an integer
+  (`0.5`, `²`, `1e400`), is stored as -1 and reported (`unknown_code`).
+- a row with more or fewer cells than the header is dropped (`invalid_row`): an extra cell
+  would shift every label after it. Frame numbers follow the rule in `base.py`.
 - CSV frames are 1-based, contiguous and usually start far above 1; a row whose jpg is missing
   is reported (`missing_image`) and not yielded, since it has no pixels.
-- `2DFeatures` holds one entry per CSV row from the first coded frame on; a different count is
-  reported (`count_mismatch`), a missing or unreadable file too, and such frames keep
-  `landmarks=None`. Coordinates are converted from MATLAB's 1-based pixels to 0-based.
+- `2DFeatures` entries are matched to frames by count: as many entries as CSV data rows means
+  one per row, in file order; as many as jpgs in the session folder means one per jpg, in
+  frame-number order (if both counts agree, one per row, the public code's reading). Any other
+  count is reported (`count_mismatch`) and the session's frames keep `landmarks=None`: a frame
+  never gets another frame's landmarks. A missing or unreadable file is reported too.
+  Coordinates are converted from MATLAB's 1-based pixels to 0-based.
 
 Options (keyword arguments of the constructor, and of `create_reader("bp4d", root, ...)`):
     frame_offset: int = 0   CSV frame f is image f + frame_offset (public code disagrees; 0 is
@@ -29,8 +35,6 @@ Citation: X. Zhang, L. Yin, J. F. Cohn et al., "BP4D-Spontaneous: a high-resolut
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 from dataclasses import dataclass
@@ -39,10 +43,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import ConfigError, RawDataError
+from ..errors import RawDataError
 from ..protocols import LabelRule
 from ._matlab import read_v73_cells
-from .base import AnomalyReport, FrameRecord, PixelSource, Reader, SessionRecord, SessionRef, register_reader
+from ._parse import is_blank, order_frames, parse_ints, read_rows, report_rows
+from .base import (AnomalyReport, FrameRecord, Option, PixelSource, Reader, SessionRecord, SessionRef,
+                   register_reader)
 
 LABEL_DIR = "AUCoding/AU_OCC"
 FRAME_DIRS = ("Sequences(2D+3D)", "Sequences_2D+3D", "2D+3D")
@@ -51,8 +57,7 @@ LANDMARK_KEY = "fit/pred"
 LANDMARK_POINTS = 49
 LABEL_FILE = re.compile(r"([FM]\d{3})_(T\d+)\.csv", re.IGNORECASE)
 FRAME_FILE = re.compile(r"(\d+)\.jpg", re.IGNORECASE)
-AU_NAME = re.compile(r"(?:AU)?\s*0*(\d+)", re.IGNORECASE)   # "12", "AU12", "au 12", "AU012"
-NOT_AN_INTEGER = np.iinfo(np.int32).min                     # a label cell that is not a number
+AU_NAME = re.compile(r"(?:AU)?\s*0*([0-9]+)", re.IGNORECASE)   # "12", "AU12", "au 12", "AU012"
 
 
 # --- AU_OCC csv files (shared with BP4D+) ---------------------------------------------------------
@@ -63,49 +68,41 @@ class OccTable:
 
     path: Path
     style: str            # "legacy" (0,1,...,99) or "named" (only coded AUs)
-    frames: np.ndarray    # int64 (R,), the CSV's frame numbers
-    codes: np.ndarray     # int64 (R, n_au); NOT_AN_INTEGER where a cell is not a number
+    frames: np.ndarray    # int64 (R,), the CSV's frame numbers, unique and ascending
+    codes: np.ndarray     # int64 (R, n_au); meaningful where `valid`
+    valid: np.ndarray     # bool (R, n_au): the cell is strictly an integer
+    rows: np.ndarray      # int64 (R,), each frame's 0-based position among the file's data rows
+    n_rows: int           # data rows in the file (blank lines aside), kept or not
 
 
 def read_occ_csv(path: Path, aus: tuple[int, ...], anomalies: AnomalyReport) -> OccTable:
     """Parse an AU_OCC CSV of either header style. Rows that cannot be used are reported
     (`invalid_row`) and dropped; a file without the protocol's AU columns raises `RawDataError`."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")       # -sig: tolerate a BOM
-    except (OSError, UnicodeDecodeError) as e:
-        raise RawDataError(f"{path}: cannot read as UTF-8 text: {e}", path=path) from None
-    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    rows = [(line, cells) for line, cells in read_rows(path, "BP4D AU_OCC file") if not is_blank(cells)]
     if not rows:
         raise RawDataError(f"{path}: empty; expected a header row, then one row per coded frame", path=path)
-    style, columns = _au_columns(rows[0], aus, path)
-    need = max(columns) + 1
-    kept: dict[int, list[str]] = {}
-    short, bad_frame, repeated = [], [], []
-    for line, row in enumerate(rows[1:], start=2):
-        if len(row) < need:
-            short.append(line)
-        elif not row[0].strip().isdigit():
-            bad_frame.append(line)
-        elif int(row[0]) in kept:
-            repeated.append(line)
-        else:
-            kept[int(row[0])] = [row[c] for c in columns]
-    for lines, why in ((short, f"fewer than {need} cells"), (bad_frame, "a frame cell that is not a number"),
-                       (repeated, "a frame number already seen (the first row is kept)")):
-        if lines:
-            anomalies.add("invalid_row", path, f"{len(lines)} row(s) with {why}, dropped: lines {_span(lines)}",
-                          count=len(lines))
-    order = sorted(kept)
-    cells = np.array([kept[f] for f in order], dtype=str).reshape(len(order), len(aus))
-    return OccTable(path, style, np.array(order, dtype=np.int64), _to_codes(cells))
+    (_, header), data = rows[0], rows[1:]
+    style, columns = _au_columns(header, aus, path)
+    width = len(header)
+    report_rows(anomalies, path, [line for line, cells in data if len(cells) != width],
+                f"with a cell count other than the header's {width}")
+    whole = [i for i, (_, cells) in enumerate(data) if len(cells) == width]
+    frames, keep = order_frames([data[i][1][0] for i in whole], [data[i][0] for i in whole], path, anomalies)
+    picked = [whole[k] for k in keep.tolist()]
+    cells = np.array([[data[i][1][c] for c in columns] for i in picked], dtype=str).reshape(len(picked), len(aus))
+    codes, valid = parse_ints(cells, signed=True)
+    return OccTable(path, style, frames, codes, valid, np.array(picked, dtype=np.int64), len(data))
 
 
 def encode_labels(table: OccTable, rule: LabelRule, aus: tuple[int, ...], anomalies: AnomalyReport) -> np.ndarray:
     """Codes -> int8 labels 1/0/-1 by the protocol's rule; odd codes become -1 and are reported."""
     labels, odd = rule.encode(table.codes)
+    labels[~table.valid] = -1
+    odd = (odd & table.valid) | ~table.valid
     if odd.any():
         per_au = ", ".join(f"AU{aus[j]} x{odd[:, j].sum()}" for j in np.flatnonzero(odd.any(axis=0)))
-        values = sorted({"non-integer" if v == NOT_AN_INTEGER else str(v) for v in table.codes[odd]})
+        values = sorted({str(v) for v in table.codes[odd & table.valid].tolist()})
+        values += ["non-integer"] if (~table.valid).any() else []
         anomalies.add("unknown_code", table.path,
                       f"code(s) {', '.join(values)} ({per_au}) are not 0/1/9; stored as unknown (-1)",
                       count=int(odd.sum()))
@@ -114,7 +111,7 @@ def encode_labels(table: OccTable, rule: LabelRule, aus: tuple[int, ...], anomal
 
 def _au_columns(header: list[str], aus: tuple[int, ...], path: Path) -> tuple[str, list[int]]:
     cells = [c.strip() for c in header]
-    if all(c.isdigit() for c in cells) and [int(c) for c in cells] == list(range(len(cells))):
+    if cells == [str(n) for n in range(len(cells))]:
         style = "legacy"   # column N is AU N; the last column is the occlusion flag, not an AU
         named = {n: n for n in range(1, len(cells) - 1)}
     else:
@@ -131,18 +128,6 @@ def _au_columns(header: list[str], aus: tuple[int, ...], path: Path) -> tuple[st
             f"{path}: header {shown!r} has no column for AU {', '.join(map(str, missing))}; expected the legacy "
             f"header 0,1,...,99 or a frame column followed by AU numbers", path=path)
     return style, [named[a] for a in aus]
-
-
-def _to_codes(cells: np.ndarray) -> np.ndarray:
-    try:
-        return cells.astype(np.int64)
-    except ValueError:   # some cell is not an integer: keep the file, mark just those cells
-        flat = [int(c) if c.strip().lstrip("-").isdigit() else NOT_AN_INTEGER for c in cells.ravel()]
-        return np.array(flat, dtype=np.int64).reshape(cells.shape)
-
-
-def _span(lines: list[int], shown: int = 5) -> str:
-    return ", ".join(map(str, lines[:shown])) + (f" and {len(lines) - shown} more" if len(lines) > shown else "")
 
 
 # --- frames on disk or in a zip (shared with BP4D+) -----------------------------------------------
@@ -198,19 +183,9 @@ class BP4DReader(Reader):
     expected = (f"frames in {FRAME_DIRS[0]}/<SUBJ>/<TASK>/<n>.jpg (or {' or '.join(FRAME_DIRS[1:])}), labels in "
                 f"{LABEL_DIR}/<SUBJ>_<TASK>.csv, optional landmarks in {LANDMARK_DIR}/<SUBJ>_<TASK>.mat")
     frame_dirs: ClassVar[tuple[str, ...]] = FRAME_DIRS
-    default_frame_offset: ClassVar[int] = 0
-
-    def __init__(self, root: str | os.PathLike, *, frame_offset: int | None = None, protocol: str | None = None,
-                 **unknown):
-        if unknown:
-            raise ConfigError(f"{self.dataset} reader: unknown option(s) {', '.join(sorted(unknown))}; "
-                              f"options are frame_offset, protocol")
-        offset = self.default_frame_offset if frame_offset is None else frame_offset
-        if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
-            raise ConfigError(f"{self.dataset} reader: frame_offset must be an integer, got {frame_offset!r}")
-        self.frame_offset = int(offset)
-        self.use_protocol(protocol)
-        super().__init__(root, frame_offset=self.frame_offset, protocol=self.label_protocol.id)
+    declared_options = (Option("frame_offset", 0, "CSV frame f is image f + frame_offset (public code "
+                               "disagrees: 0 is the common reading, -1 the other)", kind=int),)
+    frame_offset: int
 
     # --- layout ---------------------------------------------------------------------------------
     def verify(self) -> None:
@@ -245,16 +220,10 @@ class BP4DReader(Reader):
         return str(self.frames_dir / ref.subject / ref.session)
 
     # --- one session ----------------------------------------------------------------------------
-    def read_session(self, ref: SessionRef, anomalies: AnomalyReport) -> SessionRecord:
+    def _read_session(self, ref: SessionRef, anomalies: AnomalyReport) -> SessionRecord:
         label_file = Path(ref.label_file)
-        if not label_file.is_file():
-            raise RawDataError(f"{label_file} does not exist; pass a SessionRef from sessions()", path=label_file)
         aus = self.label_protocol.aus
-        try:
-            table = read_occ_csv(label_file, aus, anomalies)
-        except RawDataError as e:
-            anomalies.add("unreadable", label_file, f"{e}; session {ref.subject}/{ref.session} skipped")
-            return SessionRecord(ref.subject, ref.session, [])
+        table = read_occ_csv(label_file, aus, anomalies)
         try:
             files = self.frame_files(ref, anomalies)
         except RawDataError as e:   # e.g. a corrupt zip: every labelled frame lacks pixels
@@ -263,7 +232,7 @@ class BP4DReader(Reader):
                           count=len(table.frames))
             return SessionRecord(ref.subject, ref.session, [])
         labels = encode_labels(table, self.label_protocol.label, aus, anomalies)
-        landmarks = self.landmarks(ref, table, anomalies)
+        landmarks = self.landmarks(ref, table, files, anomalies)
 
         frames: list[FrameRecord] = []
         missing: list[int] = []
@@ -293,8 +262,9 @@ class BP4DReader(Reader):
                           f"CSV frame {frame} of {table.path.name} has no image (frame_offset "
                           f"{self.frame_offset}); frame skipped")
 
-    def landmarks(self, ref: SessionRef, table: OccTable, anomalies: AnomalyReport) -> list[np.ndarray | None] | None:
-        """0-based 49x2 landmarks per CSV row (None where absent), or None for the whole session."""
+    def landmarks(self, ref: SessionRef, table: OccTable, files: FrameFiles | None,
+                  anomalies: AnomalyReport) -> list[np.ndarray | None] | None:
+        """0-based 49x2 landmarks per table row (None where absent), or None for the whole session."""
         path = self.root / LANDMARK_DIR / f"{ref.subject}_{ref.session}.mat"
         rows = len(table.frames)
         if not rows:
@@ -313,23 +283,31 @@ class BP4DReader(Reader):
             anomalies.add("unreadable", path, f"{e}; the {rows} frames of {table.path.name} keep landmarks=None",
                           count=rows)
             return None
-        if len(cells) != rows:
-            lost = max(0, rows - len(cells))
+        entries = self._landmark_entries(table, files, len(cells))
+        if entries is None:
+            jpgs = len(files.sources) if files else 0
             anomalies.add("count_mismatch", path,
-                          f"{len(cells)} landmark frames for {rows} rows of {table.path.name}; matched from its first "
-                          f"frame {table.frames[0]}" + (f", the last {lost} frames keep landmarks=None" if lost else ""))
+                          f"{len(cells)} landmark entries, but {table.n_rows} data rows in {table.path.name} and "
+                          f"{jpgs} jpgs in the frame folder: which entry is which frame is unknown; the "
+                          f"{rows} frames keep landmarks=None", count=rows)
+            return None
         out: list[np.ndarray | None] = []
-        empty = 0
-        for frame in table.frames.tolist():
-            k = frame - int(table.frames[0])
-            cell = cells[k] if k < len(cells) else None
-            if cell is not None and np.isfinite(cell).all():
-                out.append((cell - 1.0).astype(np.float32))   # MATLAB 1-based -> 0-based pixels
-            else:
-                out.append(None)
-                if k < len(cells):    # frames past the end are already in count_mismatch
-                    empty += 1
+        for k in entries:
+            cell = cells[k] if k is not None else None
+            ok = cell is not None and np.isfinite(cell).all()
+            out.append((cell - 1.0).astype(np.float32) if ok else None)   # MATLAB 1-based -> 0-based pixels
+        empty = sum(p is None for p in out)
         if empty:
             anomalies.add("missing_landmarks", path, f"{empty} frames with an empty or non-finite {LANDMARK_KEY} "
                           f"entry keep landmarks=None", count=empty)
         return out
+
+    def _landmark_entries(self, table: OccTable, files: FrameFiles | None, n: int) -> list[int | None] | None:
+        """The `fit/pred` entry of each table row, or None when the count fits no convention."""
+        if n == table.n_rows:                       # one entry per CSV data row, in file order
+            return table.rows.tolist()
+        jpgs = sorted(files.sources) if files else []
+        if n == len(jpgs):                          # one entry per jpg of the folder, by number
+            position = {number: i for i, number in enumerate(jpgs)}
+            return [position.get(f + self.frame_offset) for f in table.frames.tolist()]
+        return None

@@ -26,7 +26,7 @@ import zipfile
 from pathlib import PurePosixPath
 
 from ..errors import RawDataError
-from .base import AnomalyReport, PixelSource, SessionRef, register_reader
+from .base import AnomalyReport, Option, PixelSource, SessionRef, register_reader
 from .bp4d import LABEL_DIR, BP4DReader, FrameFiles, OccTable, index_names, list_folder
 
 FRAME_DIR = "2D+3D"
@@ -41,7 +41,7 @@ class BP4DPlusReader(BP4DReader):
     expected = (f"frames in {FRAME_DIR}/<SUBJ>.zip as <top>/<TASK>/<n>.jpg (or extracted to "
                 f"{FRAME_DIR}/<SUBJ>/<TASK>/<n>.jpg), labels in {LABEL_DIR}/<SUBJ>_<TASK>.csv")
     frame_dirs = (FRAME_DIR,)
-    default_frame_offset = -1
+    declared_options = (Option("frame_offset", -1, "CSV frame f is image f + frame_offset", kind=int),)
 
     def frame_files(self, ref: SessionRef, anomalies: AnomalyReport) -> FrameFiles | None:
         archive = self.frames_dir / f"{ref.subject}.zip"
@@ -73,6 +73,7 @@ class BP4DPlusReader(BP4DReader):
             return f"{archive}:<top>/{ref.session}"
         return str(self.frames_dir / ref.subject / ref.session)
 
-    def landmarks(self, ref: SessionRef, table: OccTable, anomalies: AnomalyReport) -> None:
+    def landmarks(self, ref: SessionRef, table: OccTable, files: FrameFiles | None,
+                  anomalies: AnomalyReport) -> None:
         """BP4D+ ships no 2D landmark files in this layout: landmarks come from the detector."""
         return None

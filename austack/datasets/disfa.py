@@ -11,8 +11,17 @@ Layout (names matched case-insensitively)::
 
 Label frame f is video frame f - 1. One session per subject, named after the camera. Frame
 counts are read from the files, never assumed (4845 per subject, SN010 4844 in the release):
-the AU files of a subject must agree, videos may hold a few extra frames (ignored), and fewer
-video frames than labels is reported, never padded. Landmarks belong to the left camera only.
+the session's frames are those its AU files list; a frame some AU file lacks keeps that AU
+unknown (-1, reported `count_mismatch`); videos may hold a few extra frames (ignored); frames
+the video lacks are reported, never padded. Landmarks belong to the left camera only.
+
+Each AU file follows the rules of `base.py`: two cells per row (else `invalid_row`), the frame
+rule (`invalid_row`, `out_of_order`), strict integers (an intensity that is not an integer in
+0-5 is stored as -1 and reported `unknown_code`). Only the protocol's AU files are read.
+
+Options (keyword arguments of the constructor, and of `create_reader("disfa", root, ...)`):
+    camera: "left" | "right" = "left"   which camera's videos to read
+    protocol: str                       protocol whose AUs and label rule are read
 """
 from __future__ import annotations
 
@@ -23,8 +32,10 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from ..errors import ConfigError, RawDataError
-from .base import AnomalyReport, FrameRecord, PixelSource, Reader, SessionRecord, SessionRef, register_reader
+from ..errors import RawDataError
+from ._parse import is_blank, order_frames, parse_ints, read_rows, report_rows
+from .base import (AnomalyReport, FrameRecord, Option, PixelSource, Reader, SessionRecord, SessionRef,
+                   register_reader)
 from .pixels import video_frame_count
 
 LABEL_DIR = "ActionUnit_Labels"
@@ -59,15 +70,8 @@ class DisfaReader(Reader):
                 f"videos (Video_RightCamera/RightVideoSN001_Comp.avi with camera='right'); "
                 f"optional {LANDMARK_DIR}/SN001/tmp_frame_lm/SN001_0000_lm.mat")
 
-    def __init__(self, root: str | os.PathLike, *, camera: str = "left", protocol: str | None = None,
-                 **unknown):
-        if unknown:
-            raise ConfigError(f"disfa reader: unknown option(s) {sorted(unknown)}; valid: camera, protocol")
-        if camera not in CAMERAS:
-            raise ConfigError(f"disfa reader: camera must be one of {sorted(CAMERAS)}, got {camera!r}")
-        self.camera = camera
-        self.use_protocol(protocol)
-        super().__init__(root, camera=camera, protocol=protocol)
+    declared_options = (Option("camera", "left", "which camera's videos to read", choices=tuple(CAMERAS)),)
+    camera: str
 
     # --- layout ---------------------------------------------------------------------------
     def verify(self) -> None:
@@ -91,18 +95,19 @@ class DisfaReader(Reader):
         return [SessionRef(p.name.upper(), self.camera, str(p)) for p in subjects]
 
     # --- reading --------------------------------------------------------------------------
-    def read_session(self, ref: SessionRef, anomalies: AnomalyReport) -> SessionRecord:
+    def _read_session(self, ref: SessionRef, anomalies: AnomalyReport) -> SessionRecord:
         label_dir = Path(ref.label_file)
-        intensity, padded = self._read_labels(label_dir, ref.subject, anomalies)   # (T, n_au) raw codes
-        labels, bad = self.label_protocol.label.encode(intensity)
-        labels[padded] = -1
-        bad &= ~padded
-        intensity = np.where(bad | padded, -1, intensity).astype(np.int8)
-        if bad.any():
-            anomalies.add("unknown_code", label_dir, f"{int(bad.sum())} intensities outside 0-5 in "
-                          f"{ref.subject}'s label files, stored as unknown (-1)", int(bad.sum()))
-        n = len(labels)
-
+        frames, raw, valid = self._read_labels(label_dir, ref.subject, anomalies)   # (T,), (T, n_au) x2
+        labels, bad = self.label_protocol.label.encode(raw)
+        bad &= valid
+        unknown = bad | ~valid
+        labels[unknown] = -1
+        intensity = np.where(unknown, -1, raw).astype(np.int8)
+        odd = int(bad.sum())
+        if odd:
+            anomalies.add("unknown_code", label_dir, f"{odd} intensities outside 0-5 in {ref.subject}'s "
+                          f"label files, stored as unknown (-1)", odd)
+        n = len(frames)
         video = self.videos.get(ref.subject)
         if video is None:
             anomalies.add("missing_image", self.video_dir, f"no {self.camera}-camera video for {ref.subject}; "
@@ -113,45 +118,55 @@ class DisfaReader(Reader):
         except RawDataError as e:
             anomalies.add("unreadable", video, f"{e}; {n} labelled frames skipped", n)
             return SessionRecord(ref.subject, ref.session, [])
-        if available is not None and available < n:
-            anomalies.add("count_mismatch", video, f"{available} video frames for {n} label lines: frames "
-                          f"{available + 1}-{n} have no pixels and are skipped", n - available)
-            n = available
+        index = frames - 1                     # label frame f is video frame f - 1
+        keep = (index >= 0) & (index < (available if available is not None else np.inf))
+        if not keep.all():
+            lost = frames[~keep].tolist()
+            anomalies.add("count_mismatch", video, f"{available} video frames for {n} labelled frames: "
+                          f"frame(s) {_span(lost)} have no pixels and are skipped", len(lost))
+        rows = np.flatnonzero(keep)
+        landmarks, scheme = self._read_landmarks(ref.subject, frames[rows].tolist(), anomalies)
+        records = [FrameRecord(ref.subject, ref.session, int(frames[i]),
+                               PixelSource("video", str(video), index=int(index[i])),
+                               labels[i], intensity[i], points)
+                   for i, points in zip(rows.tolist(), landmarks)]
+        return SessionRecord(ref.subject, ref.session, records, landmark_scheme=scheme)
 
-        landmarks, scheme = self._read_landmarks(ref.subject, n, anomalies)
-        frames = [FrameRecord(ref.subject, ref.session, f + 1, PixelSource("video", str(video), index=f),
-                              labels[f], intensity[f], landmarks[f])
-                  for f in range(n)]
-        return SessionRecord(ref.subject, ref.session, frames, landmark_scheme=scheme)
-
-    def _read_labels(self, folder: Path, subject: str, anomalies: AnomalyReport) -> tuple[np.ndarray, np.ndarray]:
-        """Raw intensities (T, n_au) in protocol order, and the mask of lines a short file lacks."""
+    def _read_labels(self, folder: Path, subject: str, anomalies: AnomalyReport):
+        """Frame numbers (T,) and raw intensities (T, n_au) in protocol order, with the mask of
+        cells that hold an integer (False also where an AU file lacks the frame)."""
         files: dict[int, Path] = {}
         for p in sorted(folder.iterdir()):
             m = LABEL_FILE_RE.fullmatch(p.name)
             if m and m.group(1).upper() == subject:
                 files[int(m.group(2))] = p
-        missing = [a for a in self.label_protocol.aus if a not in files]
+        aus = self.label_protocol.aus
+        missing = [a for a in aus if a not in files]
         if missing:
             raise RawDataError(f"{folder} has no label file for AU {', '.join(map(str, missing))} "
                                f"(expected {subject}_au{missing[0]}.txt)", path=folder)
-        columns = {au: _read_label_file(p) for au, p in files.items()}
-        lengths = {au: len(v) for au, v in columns.items()}
-        n = max(lengths.values())
-        if len(set(lengths.values())) > 1:
-            short = {au: k for au, k in lengths.items() if k < n}
-            anomalies.add("count_mismatch", folder, f"{subject}'s AU files disagree in length ({n} lines, but "
-                          + ", ".join(f"AU{a}: {k}" for a, k in sorted(short.items()))
-                          + "); the missing lines are stored as unknown (-1)",
-                          sum(n - k for k in short.values()))
-        out = np.zeros((n, len(self.label_protocol.aus)), np.int64)
-        padded = np.ones_like(out, dtype=bool)
-        for j, au in enumerate(self.label_protocol.aus):
-            out[:lengths[au], j] = columns[au]
-            padded[:lengths[au], j] = False
-        return out, padded
+        columns = {au: _read_label_file(files[au], anomalies) for au in aus}
+        frames = np.array(sorted(set().union(*(c.keys() for c in columns.values()))), dtype=np.int64)
+        raw = np.zeros((len(frames), len(aus)), np.int64)
+        valid = np.zeros_like(raw, dtype=bool)
+        lacking = {}
+        for j, au in enumerate(aus):
+            column = columns[au]
+            for i, f in enumerate(frames.tolist()):
+                value = column.get(f)
+                if value is not None:
+                    raw[i, j], valid[i, j] = value
+            absent = [f for f in frames.tolist() if f not in column]
+            if absent:
+                lacking[au] = absent
+        if lacking:
+            anomalies.add("count_mismatch", folder, f"{subject}'s AU files disagree: "
+                          + "; ".join(f"AU{a} lacks frame(s) {_span(fs)}" for a, fs in lacking.items())
+                          + "; stored as unknown (-1)", sum(map(len, lacking.values())))
+        return frames, raw, valid
 
-    def _read_landmarks(self, subject: str, n: int, anomalies: AnomalyReport):
+    def _read_landmarks(self, subject: str, frames: list[int], anomalies: AnomalyReport):
+        n = len(frames)
         if self.landmark_dir is None:          # not shipped with this copy (or right camera)
             return [None] * n, None
         folder = child(self.landmark_dir, subject)
@@ -163,16 +178,15 @@ class DisfaReader(Reader):
         folder = inner if inner is not None else folder
         by_number = {int(m.group(1)): p for p in folder.iterdir() if (m := LANDMARK_FILE_RE.fullmatch(p.name))}
         points: list[np.ndarray | None] = []
-        absent, unreadable = [], []
-        for f in range(n):                        # file number f belongs to label frame f + 1
-            path = by_number.get(f)
+        absent = []
+        for f in frames:                          # file number f - 1 belongs to label frame f
+            path = by_number.get(f - 1)
             pts = None if path is None else _read_landmark_file(path)
             if path is None:
-                absent.append(f + 1)
+                absent.append(f)
             elif pts is None:
-                unreadable.append(f + 1)
                 anomalies.add("unreadable", path, f"not a MATLAB file with a {LANDMARK_POINTS}x2 `pts` "
-                              f"array; frame {f + 1} kept without landmarks")
+                              f"array; frame {f} kept without landmarks")
             points.append(pts)
         if absent:
             anomalies.add("missing_landmarks", folder, f"no landmark file for {len(absent)} frame(s) of "
@@ -180,23 +194,16 @@ class DisfaReader(Reader):
         return points, LANDMARK_POINTS
 
 
-def _read_label_file(path: Path) -> np.ndarray:
-    """Intensities of one `frame,intensity` file, checked to be numbered 1, 2, 3, ..."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-        rows = [line.split(",") for line in text.splitlines() if line.strip()]
-        table = np.array(rows, dtype=np.int64)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise RawDataError(f"cannot parse DISFA label file {path}: expected lines 'frame,intensity' of "
-                           f"integers ({e})", path=path) from None
-    if table.ndim != 2 or table.shape[1] != 2:
-        raise RawDataError(f"DISFA label file {path} must have two columns, frame and intensity", path=path)
-    expected = np.arange(1, len(table) + 1)
-    if not np.array_equal(table[:, 0], expected):
-        line = int(np.argmax(table[:, 0] != expected))
-        raise RawDataError(f"DISFA label file {path}: frames must run 1, 2, 3, ...; line {line + 1} "
-                           f"has frame {table[line, 0]}", path=path)
-    return table[:, 1]
+def _read_label_file(path: Path, anomalies: AnomalyReport) -> dict[int, tuple[int, bool]]:
+    """frame -> (intensity, is an integer) of one `frame,intensity` file, by the rules in base.py."""
+    rows = [(line, cells) for line, cells in read_rows(path, "DISFA label file") if not is_blank(cells)]
+    if not rows:
+        raise RawDataError(f"DISFA label file {path} is empty; expected lines 'frame,intensity'", path=path)
+    report_rows(anomalies, path, [line for line, cells in rows if len(cells) != 2], "without exactly two cells")
+    rows = [(line, cells) for line, cells in rows if len(cells) == 2]
+    frames, keep = order_frames([c[0] for _, c in rows], [line for line, _ in rows], path, anomalies)
+    values, ok = parse_ints([rows[i][1][1] for i in keep.tolist()], signed=True)
+    return {f: (v, o) for f, v, o in zip(frames.tolist(), values.tolist(), ok.tolist())}
 
 
 def _read_landmark_file(path: Path) -> np.ndarray | None:

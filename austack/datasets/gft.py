@@ -10,7 +10,8 @@ documented fact::
                              (frame f is video frame f - 1)
 
 If your copy differs, describe it in a YAML file with any of `GFTLayout`'s fields and pass
-`layout=path/to/gft-layout.yaml` (CLI: `--option layout=...`), e.g.::
+`layout=path/to/gft-layout.yaml` to the reader (`create_reader("gft", root, layout=...)` or
+`prepare(..., reader_options={"layout": ...})`; the CLI has no flag for reader options yet), e.g.::
 
     videos: Videos/{id}.mp4
     labels: Labels/{id}_AU.csv
@@ -19,13 +20,14 @@ If your copy differs, describe it in a YAML file with any of `GFTLayout`'s field
     codes: {0: 0, 1: 1, 9: -1}
     frame_base: 0
 
-Columns the map does not name are ignored; a protocol AU the file lacks is an error.
+Columns the map does not name are ignored; a protocol AU the file lacks makes the file
+unreadable (its session is skipped and reported). Rows follow the rules of `base.py`: as many
+cells as the header (else `invalid_row`), the frame rule, strict integers (a cell that is not
+one, or a value `codes` does not map, is stored as -1 and reported `unknown_code`).
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -35,7 +37,9 @@ import numpy as np
 import yaml
 
 from ..errors import ConfigError, RawDataError
-from .base import AnomalyReport, FrameRecord, PixelSource, Reader, SessionRecord, SessionRef, register_reader
+from ._parse import is_blank, order_frames, parse_ints, read_rows, report_rows
+from .base import (AnomalyReport, FrameRecord, Option, PixelSource, Reader, SessionRecord, SessionRef,
+                   register_reader)
 from .pixels import video_frame_count
 
 SESSION = "1"   # one recording per participant
@@ -112,17 +116,17 @@ class GftReader(Reader):
     protocol = "gft-official"
     expected = GFTLayout().describe() + " (the ASSUMED default layout; override with layout=<yaml>)"
 
-    def __init__(self, root: str | os.PathLike, *, layout: str | os.PathLike | GFTLayout | None = None,
-                 protocol: str | None = None, **unknown):
-        if unknown:
-            raise ConfigError(f"gft reader: unknown option(s) {sorted(unknown)}; valid: layout, protocol")
-        self.layout = layout if isinstance(layout, GFTLayout) else (
-            GFTLayout.from_yaml(layout) if layout is not None else GFTLayout())
+    declared_options = (Option("layout", None, "a GFTLayout, or the YAML file describing one (default: "
+                               "the assumed layout above)", kind=(str, os.PathLike, GFTLayout)),)
+    layout: GFTLayout
+
+    def configure(self) -> None:
+        given = self.layout
+        self.layout = given if isinstance(given, GFTLayout) else (
+            GFTLayout.from_yaml(given) if given is not None else GFTLayout())
         self.layout.check()
-        if layout is not None:
+        if given is not None:
             self.expected = self.layout.describe()
-        self.use_protocol(protocol)
-        super().__init__(root, layout=layout, protocol=protocol)
 
     def verify(self) -> None:
         self.label_files = self.layout.find_ids(self.root)
@@ -133,16 +137,16 @@ class GftReader(Reader):
     def sessions(self) -> list[SessionRef]:
         return [SessionRef(pid, SESSION, str(p)) for pid, p in sorted(self.label_files.items())]
 
-    def read_session(self, ref: SessionRef, anomalies: AnomalyReport) -> SessionRecord:
+    def _read_session(self, ref: SessionRef, anomalies: AnomalyReport) -> SessionRecord:
         path = Path(ref.label_file)
-        frames, raw = self._read_table(path)
+        frames, raw, valid = self._read_table(path, anomalies)
         codes = self.layout.codes
         labels = np.full(raw.shape, -1, np.int8)
-        defined = np.isin(raw, list(codes))
+        defined = np.isin(raw, list(codes)) & valid
         for value, label in codes.items():
-            labels[raw == value] = label
+            labels[(raw == value) & valid] = label
         if not defined.all():
-            bad = sorted(set(raw[~defined].tolist()))
+            bad = sorted(set(raw[~defined & valid].tolist())) + (["non-integer"] if (~valid).any() else [])
             anomalies.add("unknown_code", path, f"values {bad} are not among the layout's codes "
                           f"{sorted(codes)}; stored as unknown (-1)", int((~defined).sum()))
 
@@ -166,17 +170,13 @@ class GftReader(Reader):
                    for i in np.flatnonzero(keep)]
         return SessionRecord(ref.subject, ref.session, records)
 
-    def _read_table(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
-        """(frame numbers, raw codes in protocol AU order) of one label table."""
-        try:
-            rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig")),
-                                   delimiter=self.layout.delimiter))
-        except (OSError, UnicodeDecodeError) as e:
-            raise RawDataError(f"cannot read GFT label file {path}: {e}", path=path) from None
-        rows = [r for r in rows if any(c.strip() for c in r)]
+    def _read_table(self, path: Path, anomalies: AnomalyReport) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(frame numbers, raw codes in protocol AU order, mask of integer cells) of one table."""
+        rows = [(line, cells) for line, cells in read_rows(path, "GFT label file", self.layout.delimiter)
+                if not is_blank(cells)]
         if not rows:
             raise RawDataError(f"GFT label file {path} is empty", path=path)
-        header = [c.strip() for c in rows[0]]
+        header = [c.strip() for c in rows[0][1]]
         by_au = {au: header.index(col) for col, au in self.layout.au_columns.items() if col in header}
         missing = [a for a in self.label_protocol.aus if a not in by_au]
         if self.layout.frame_column not in header or missing:
@@ -185,10 +185,13 @@ class GftReader(Reader):
                 f"AU{a} (no column mapped)" for a in missing if a not in self.layout.au_columns.values()]
             raise RawDataError(f"GFT label file {path}: header lacks {', '.join(lacks)} (header: "
                                f"{','.join(header)}); describe your columns with layout=<yaml>", path=path)
-        cols = [header.index(self.layout.frame_column)] + [by_au[a] for a in self.label_protocol.aus]
-        try:
-            table = np.array([[int(float(r[c])) for c in cols] for r in rows[1:]], dtype=np.int64)
-        except (ValueError, IndexError) as e:
-            raise RawDataError(f"GFT label file {path}: non-numeric or short row ({e})", path=path) from None
-        table = table.reshape(-1, len(cols))
-        return table[:, 0], table[:, 1:]
+        data = rows[1:]
+        report_rows(anomalies, path, [line for line, cells in data if len(cells) != len(header)],
+                    f"with a cell count other than the header's {len(header)}")
+        data = [(line, cells) for line, cells in data if len(cells) == len(header)]
+        frame_col = header.index(self.layout.frame_column)
+        frames, keep = order_frames([c[frame_col] for _, c in data], [line for line, _ in data], path, anomalies)
+        cols = [by_au[a] for a in self.label_protocol.aus]
+        cells = np.array([[data[i][1][c] for c in cols] for i in keep.tolist()], dtype=str)
+        raw, valid = parse_ints(cells.reshape(len(keep), len(cols)), signed=True)
+        return frames, raw, valid
