@@ -13,6 +13,7 @@ from austack.errors import ConfigError, UnknownNameError
 from austack.losses import (AUNCELoss, aunce_loss, au_weights, create_loss, list_losses, occurrence_rates,
                             wce_loss)
 from austack.losses.aunce import TABLE_VII
+from austack.losses.weights import AUSkippedWarning, skipped_aus
 
 from loss_reference import aunce_loop
 
@@ -279,13 +280,32 @@ def test_au_weights_follow_eq1_and_average_to_one():
     assert w[2] > w[0] > w[3] > w[1]
 
 
-def test_au_weights_zero_rate_rule():
-    with pytest.raises(ConfigError, match="AU4 never occurs.*min_rate"):
-        au_weights([0.2, 0.0], aus=[1, 4])
-    clamped = au_weights([0.2, 0.0], min_rate=0.01).numpy()
+def test_au_weights_skip_an_au_that_never_occurs():
+    """A rate of 0 or NaN (no known label) gives weight 0 and a warning naming the AU; the
+    others follow eq. 1 among themselves; the message points at no option."""
+    with pytest.warns(AUSkippedWarning, match=r"^AU4 never occur") as caught:
+        w = au_weights([0.2, 0.0, 0.5], aus=[1, 4, 6]).numpy()
+    assert "min_rate" not in str(caught[0].message)
+    np.testing.assert_allclose(w, 2 * np.array([5, 0, 2]) / 7, rtol=1e-6)
+    assert w[[0, 2]].mean() == pytest.approx(1.0) and np.isfinite(w).all()
+    with pytest.warns(AUSkippedWarning, match="AU index 1"):
+        assert au_weights([0.2, float("nan")]).tolist() == [1.0, 0.0]
+    np.testing.assert_array_equal(skipped_aus([0.2, 0.0, float("nan")]), [False, True, True])
+    with pytest.raises(ConfigError, match="no AU has a positive label"):
+        au_weights([0.0, float("nan")], aus=[1, 4])
+    clamped = au_weights([0.2, 0.0], min_rate=0.01).numpy()     # clamping: nothing skipped
     np.testing.assert_allclose(clamped, 2 * np.array([5, 100]) / 105, rtol=1e-6)
-    with pytest.raises(ConfigError, match="no known label"):
-        au_weights([0.2, float("nan")])
+
+
+def test_wce_with_a_skipped_au_ignores_its_output():
+    """The skipped AU's output gets no gradient; the loss stays finite."""
+    loss = create_loss("wce")
+    with pytest.warns(AUSkippedWarning):
+        loss.set_rates([0.3, 0.0], aus=[1, 25])
+    probs = torch.tensor([[0.9, 0.99], [0.2, 0.7]], requires_grad=True)
+    out = loss(probs, torch.tensor([[1, 0], [0, 0]]))
+    out.backward()
+    assert torch.isfinite(out) and probs.grad[:, 1].abs().sum() == 0 and probs.grad[:, 0].abs().sum() > 0
 
 
 def test_occurrence_rates_ignore_unknown_labels():

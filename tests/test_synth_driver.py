@@ -15,7 +15,7 @@ from austack.cli.main import cli as austack_cli
 from austack.errors import ConfigError
 from austack.protocols import load_protocol
 from austack.synth import CLEAN_LABELS, MANIFEST, SYNTH_DIR, load_layouts, synthesize
-from austack.synth.episodes import apply_noise, au_intensities, target_rates
+from austack.synth.episodes import apply_noise, au_intensities, positive_frames, target_rates
 from austack.synth.layouts.base import (ALL_AUS, LAYOUTS, LayoutWriter, SessionTruth, SynthSession, Truth,
                                         register_layout)
 
@@ -103,6 +103,22 @@ def test_rare_aus_reach_their_apex_as_often_as_common_ones():
         assert 0.38 < strong < 0.6, (au, rates[k], strong)     # was 0.28 for AU24, 0.50 for AU7
 
 
+@pytest.mark.parametrize("frames", [1, 3, 8, 40, 333])
+def test_every_session_shows_every_au_at_its_rate(frames):
+    """A session of T frames shows each AU in round(rate * T) of them, and at least one: so
+    the training subjects of any fold hold every AU (a fixed threshold left DISFA's AU25,
+    meant at 27.8%, at 0% over six 40-frame sessions)."""
+    proto = load_protocol("disfa-3fold")
+    rates = target_rates(proto)
+    want = np.array([positive_frames(frames, r) for r in rates])
+    assert (want >= 1).all() and (want <= frames).all()
+    for seed in range(30):
+        clean = au_intensities(frames, rates, proto.label.positive_min, np.random.default_rng(seed))
+        np.testing.assert_array_equal((clean >= proto.label.positive_min).sum(0), want)
+    assert positive_frames(40, 0.278) == 11 and positive_frames(40, 0.028) == 1
+    assert positive_frames(2000, 0.5) == 1000 and positive_frames(0, 0.3) == 0
+
+
 def test_rates_of_auss_outside_the_protocol_are_modest():
     rates = dict(zip(ALL_AUS, target_rates(load_protocol("disfa-3fold"))))
     assert rates[25] == pytest.approx(0.278) and rates[7] == pytest.approx(0.08)
@@ -142,7 +158,8 @@ def test_synthesize_writes_the_layout_and_its_truth(first_run):
     assert manifest["settings"]["frame_size"] == [128, 96] and manifest["anomalies"] == [["test_anomaly", "frames"]]
     assert sorted(manifest["subjects"]) == report.subjects
     assert [s["frames"] for s in manifest["sessions"]] == [6, 6, 6, 6]
-    assert manifest["noise"]["flipped"] == report.flipped > 0 and report.labels == 24 * 8
+    assert manifest["noise_flips"]["flipped"] == report.flipped > 0 and report.labels == 24 * 8
+    assert manifest["synthetic"] is True and manifest["noise"] == 0.2
     with (dest / SYNTH_DIR / CLEAN_LABELS).open() as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["subject", "session", "index", *(f"AU{a}" for a in ALL_AUS)] and len(rows) == 25
@@ -163,6 +180,23 @@ def test_same_seed_same_bytes(first_run, tmp_path):
     synthesize(tmp_path / "c", TEST_LAYOUT, noise=0.2, seed=6, **SMALL)
     other = digest(tmp_path / "c")
     assert other.keys() != digest(dest).keys() or other != digest(dest)
+
+
+def test_an_interrupted_run_is_still_marked_synthetic(tmp_path):
+    """The manifest says synthetic, layout, seed and noise before the first frame is written."""
+
+    class Broken(FramesLayout):
+        def write(self, dest, sessions, rng):
+            raise RuntimeError("disk full")
+
+    if "_test-broken" not in LAYOUTS:
+        register_layout("_test-broken")(Broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        synthesize(tmp_path / "x", "_test-broken", noise=0.1, seed=7, **SMALL)
+    manifest = json.loads((tmp_path / "x" / SYNTH_DIR / MANIFEST).read_text())
+    assert manifest["synthetic"] is True and manifest["complete"] is False
+    assert (manifest["layout"], manifest["seed"], manifest["noise"]) == ("_test-broken", 7, 0.1)
+    assert manifest["protocol"] == "disfa-3fold@v1"
 
 
 def test_frames_render_lazily_and_landmarks_land_on_the_face(tmp_path):

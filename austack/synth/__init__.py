@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ConfigError
+from ..fileio import atomic_open, atomic_write_text
 from ..protocols import load_protocol
 from .layouts.base import ALL_AUS, LAYOUTS, SynthSession, Truth
 
@@ -151,7 +152,8 @@ def synthesize(dest: str | Path, layout: str, *, subjects: int = 6, sessions: in
     dest = Path(dest).expanduser().resolve()
     _prepare_dest(dest, overwrite)
     manifest_path = dest / SYNTH_DIR / MANIFEST
-    manifest_path.write_text(json.dumps({"complete": False, "layout": layout}) + "\n")
+    # marked synthetic from the first byte: an interrupted run leaves an incomplete manifest
+    atomic_write_text(manifest_path, json.dumps(_identity(layout, protocol, seed, noise, False)) + "\n")
 
     aspect = float(getattr(writer, "frame_aspect", DEFAULT_ASPECT))
     frame_size = (int(size), int(round(size * aspect / 2)) * 2)
@@ -190,38 +192,46 @@ def synthesize(dest: str | Path, layout: str, *, subjects: int = 6, sessions: in
 
     truth = writer.write(dest, synth_sessions, _rng(seed, "write"))
 
-    scored = [ALL_AUS.index(a) for a in protocol.aus]
-    occurs = lambda x: x[:, scored] >= positive_min
-    flipped = sum(int((occurs(s.clean) != occurs(s.written)).sum()) for s in synth_sessions)
-    labels = sum(s.n_frames for s in synth_sessions) * len(scored)
     _write_clean_labels(dest / SYNTH_DIR / CLEAN_LABELS, synth_sessions)
-    all_clean = np.concatenate([s.clean for s in synth_sessions])
-    manifest = {
-        "complete": True,
-        "austack_version": __version__,
-        "layout": layout,
-        "protocol": protocol.id,
-        "protocol_hash": protocol.hash,
-        "seed": seed,
-        "settings": {"subjects": subjects, "sessions": sessions, "frames": frames, "size": size,
-                     "frame_size": list(frame_size), "noise": noise},
-        "base_photo": BASE_PHOTO,
+    manifest = _identity(layout, protocol, seed, noise, True)
+    manifest.update(_contents(protocol, synth_sessions, rates, truth))
+    manifest["settings"] = {"subjects": subjects, "sessions": sessions, "frames": frames, "size": size,
+                            "frame_size": list(frame_size), "noise": noise}
+    manifest["base_photo"] = BASE_PHOTO
+    manifest["subjects"] = {i: looks[i] for i in ids if i in looks}
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=1) + "\n")
+    flipped, labels = manifest["noise_flips"]["flipped"], manifest["noise_flips"]["labels"]
+    return SynthReport(dest, layout, protocol.id, ids, len(plan), counter.rendered, frame_size, seed, noise,
+                       flipped, labels, list(truth.anomalies), truth, time.perf_counter() - started,
+                       manifest_path)
+
+
+def _identity(layout: str, protocol, seed: int, noise: float, complete: bool) -> dict:
+    """What marks a folder as synthetic, whatever else the manifest holds: the prepare step
+    records these in the store so a synthetic result can never pass for a real one."""
+    return {"synthetic": True, "complete": complete, "austack_version": __version__, "layout": layout,
+            "protocol": protocol.id, "protocol_hash": protocol.hash, "seed": int(seed), "noise": float(noise)}
+
+
+def _contents(protocol, sessions: list[SynthSession], rates: np.ndarray, truth: Truth) -> dict:
+    """Label rates (target and clean), label flips and anomalies of the written set."""
+    positive_min = protocol.label.positive_min
+    scored = [ALL_AUS.index(a) for a in protocol.aus]
+    flips = [int(((s.clean[:, scored] >= positive_min) != (s.written[:, scored] >= positive_min)).sum())
+             for s in sessions]
+    all_clean = np.concatenate([s.clean for s in sessions])
+    return {
         "aus": list(ALL_AUS),
         "positive_min": positive_min,
         "rates": {f"AU{a}": {"target": round(float(r), 4),
                              "clean": round(float((all_clean[:, k] >= positive_min).mean()), 4)}
                   for k, (a, r) in enumerate(zip(ALL_AUS, rates))},
-        "noise": {"rate": noise, "flipped": flipped, "labels": labels},
-        "sessions": [{"subject": s.subject, "session": s.session, "frames": s.n_frames,
-                      "flipped": int((occurs(s.clean) != occurs(s.written)).sum())} for s in synth_sessions],
+        "noise_flips": {"flipped": sum(flips), "labels": sum(s.n_frames for s in sessions) * len(scored)},
+        "sessions": [{"subject": s.subject, "session": s.session, "frames": s.n_frames, "flipped": f}
+                     for s, f in zip(sessions, flips)],
         "anomalies": [list(a) for a in truth.anomalies],
-        "subjects": {i: looks[i] for i in ids if i in looks},
         "files": {"clean_labels": CLEAN_LABELS},
     }
-    manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
-    return SynthReport(dest, layout, protocol.id, ids, len(plan), counter.rendered, frame_size, seed, noise,
-                       flipped, labels, list(truth.anomalies), truth, time.perf_counter() - started,
-                       manifest_path)
 
 
 def _rounded(look: dict) -> dict:
@@ -232,7 +242,7 @@ def _rounded(look: dict) -> dict:
 
 def _write_clean_labels(path: Path, sessions: list[SynthSession]) -> None:
     """One row per rendered frame: subject, session, 0-based index in the session, intensities."""
-    with path.open("w", newline="") as f:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as f:
         out = csv.writer(f)
         out.writerow(["subject", "session", "index", *(f"AU{a}" for a in ALL_AUS)])
         for s in sessions:

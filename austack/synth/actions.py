@@ -196,6 +196,8 @@ def smooth_field(centres: np.ndarray, values: np.ndarray, shape: tuple[int, int]
     """
     hg, wg = field_grid(shape, step)
     y0, y1, x0, x1 = box or (0, hg, 0, wg)
+    # a box padded for interpolation may reach past the grid's last cell: keep it inside
+    y0, y1, x0, x1 = max(y0, 0), min(y1, hg), max(x0, 0), min(x1, wg)
     gy, gx = np.arange(y0, y1) * step, np.arange(x0, x1) * step
     grid = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2) / scale
     rbf = RBFInterpolator(centres, values, kernel="thin_plate_spline", degree=1)

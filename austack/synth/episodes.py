@@ -1,9 +1,13 @@
 """Per-AU intensity time series that behave like coded video, and label noise.
 
 Each AU follows a smooth stationary Gaussian process z(t) (white noise through a Gaussian
-filter). The AU occurs while z is above the threshold that leaves the target fraction of frames
-above it, so the long-run occurrence rate is the target by construction; intensity rises and
-falls with z, which gives every episode an onset, an apex and an offset. The smoothing width
+filter). The AU occurs in the frames where z is highest: each session's threshold leaves exactly
+round(rate * T) of its T frames above it (at least one), so every session, and so every fold's
+training subjects, shows every AU at its target rate. (A fixed threshold hit the rate only in
+the long run: with episodes of ~18 frames a 40-frame session holds zero to two of them, and
+synthetic DISFA's AU25, meant at 27.8%, came out at 0% over six sessions.) Very short sessions
+overstate rare AUs: one frame in eight is 12.5%. Intensity rises and falls with z, which gives
+every episode an onset, an apex and an offset. The smoothing width
 is chosen per AU (Rice's formula for the mean excursion above a level) so episodes last about
 `EPISODE_FRAMES` frames whatever the rate. FACS-typical pairs share part of their process and
 so co-occur more often than chance (cheek raiser with lip corner puller, inner with outer brow
@@ -82,12 +86,28 @@ def au_intensities(n_frames: int, rates: np.ndarray, positive_min: int, rng: np.
         a, b = index[driver], index[follower]
         z[:, b] = rho * z[:, a] + np.sqrt(1 - rho * rho) * z[:, b]
     u = norm.isf(rates)
+    threshold = _session_thresholds(z, rates)
     # positive_min at the threshold, one level per step above it (and below it, down to 1:
     # sub-threshold "trace" intensities exist where positive_min > 1). A rare AU's excursions
     # over its high threshold are shallow, so its step shrinks with the mean excess of z over
     # u: every AU then reaches its apex intensities about as often, not only the common ones.
-    level = positive_min + np.floor((z - u) / (INTENSITY_STEP * _mean_excess(u) / _mean_excess(0.0)))
+    level = positive_min + np.floor((z - threshold) / (INTENSITY_STEP * _mean_excess(u) / _mean_excess(0.0)))
     return np.clip(level, 0, 5).astype(np.int8)
+
+
+def positive_frames(n_frames: int, rate: float) -> int:
+    """Frames of an n-frame session in which an AU of `rate` occurs: round(rate * n), at least 1."""
+    return min(n_frames, max(1, int(np.floor(rate * n_frames + 0.5)))) if n_frames else 0
+
+
+def _session_thresholds(z: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """Per AU, the value of z that exactly `positive_frames` frames of this session reach."""
+    n = len(z)
+    if n == 0:
+        return np.zeros(z.shape[1])
+    counts = np.array([positive_frames(n, r) for r in rates])
+    ordered = np.sort(z, axis=0)                 # ascending: the k-th largest is at n - k
+    return ordered[n - counts, np.arange(z.shape[1])]
 
 
 def apply_noise(clean: np.ndarray, rate: float, positive_min: int, rng: np.random.Generator) -> np.ndarray:
