@@ -158,8 +158,8 @@ def test_synthesize_writes_the_layout_and_its_truth(first_run):
     assert manifest["settings"]["frame_size"] == [128, 96] and manifest["anomalies"] == [["test_anomaly", "frames"]]
     assert sorted(manifest["subjects"]) == report.subjects
     assert [s["frames"] for s in manifest["sessions"]] == [6, 6, 6, 6]
-    assert manifest["noise_flips"]["flipped"] == report.flipped > 0 and report.labels == 24 * 8
-    assert manifest["synthetic"] is True and manifest["noise"] == 0.2
+    assert manifest["noise"] == {"rate": 0.2, "flipped": report.flipped, "labels": 24 * 8}
+    assert manifest["synthetic"] is True and report.flipped > 0 and report.labels == 24 * 8
     with (dest / SYNTH_DIR / CLEAN_LABELS).open() as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["subject", "session", "index", *(f"AU{a}" for a in ALL_AUS)] and len(rows) == 25
@@ -195,7 +195,7 @@ def test_an_interrupted_run_is_still_marked_synthetic(tmp_path):
         synthesize(tmp_path / "x", "_test-broken", noise=0.1, seed=7, **SMALL)
     manifest = json.loads((tmp_path / "x" / SYNTH_DIR / MANIFEST).read_text())
     assert manifest["synthetic"] is True and manifest["complete"] is False
-    assert (manifest["layout"], manifest["seed"], manifest["noise"]) == ("_test-broken", 7, 0.1)
+    assert (manifest["layout"], manifest["seed"], manifest["noise"]) == ("_test-broken", 7, {"rate": 0.1})
     assert manifest["protocol"] == "disfa-3fold@v1"
 
 

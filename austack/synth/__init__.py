@@ -195,12 +195,14 @@ def synthesize(dest: str | Path, layout: str, *, subjects: int = 6, sessions: in
     _write_clean_labels(dest / SYNTH_DIR / CLEAN_LABELS, synth_sessions)
     manifest = _identity(layout, protocol, seed, noise, True)
     manifest.update(_contents(protocol, synth_sessions, rates, truth))
+    labels = sum(s.n_frames for s in synth_sessions) * len(protocol.aus)
+    flipped = sum(s["flipped"] for s in manifest["sessions"])
+    manifest["noise"].update(flipped=flipped, labels=labels)
     manifest["settings"] = {"subjects": subjects, "sessions": sessions, "frames": frames, "size": size,
                             "frame_size": list(frame_size), "noise": noise}
     manifest["base_photo"] = BASE_PHOTO
     manifest["subjects"] = {i: looks[i] for i in ids if i in looks}
     atomic_write_text(manifest_path, json.dumps(manifest, indent=1) + "\n")
-    flipped, labels = manifest["noise_flips"]["flipped"], manifest["noise_flips"]["labels"]
     return SynthReport(dest, layout, protocol.id, ids, len(plan), counter.rendered, frame_size, seed, noise,
                        flipped, labels, list(truth.anomalies), truth, time.perf_counter() - started,
                        manifest_path)
@@ -210,11 +212,12 @@ def _identity(layout: str, protocol, seed: int, noise: float, complete: bool) ->
     """What marks a folder as synthetic, whatever else the manifest holds: the prepare step
     records these in the store so a synthetic result can never pass for a real one."""
     return {"synthetic": True, "complete": complete, "austack_version": __version__, "layout": layout,
-            "protocol": protocol.id, "protocol_hash": protocol.hash, "seed": int(seed), "noise": float(noise)}
+            "protocol": protocol.id, "protocol_hash": protocol.hash, "seed": int(seed),
+            "noise": {"rate": float(noise)}}
 
 
 def _contents(protocol, sessions: list[SynthSession], rates: np.ndarray, truth: Truth) -> dict:
-    """Label rates (target and clean), label flips and anomalies of the written set."""
+    """Label rates (target and clean), label flips per session and anomalies of the written set."""
     positive_min = protocol.label.positive_min
     scored = [ALL_AUS.index(a) for a in protocol.aus]
     flips = [int(((s.clean[:, scored] >= positive_min) != (s.written[:, scored] >= positive_min)).sum())
@@ -226,7 +229,6 @@ def _contents(protocol, sessions: list[SynthSession], rates: np.ndarray, truth: 
         "rates": {f"AU{a}": {"target": round(float(r), 4),
                              "clean": round(float((all_clean[:, k] >= positive_min).mean()), 4)}
                   for k, (a, r) in enumerate(zip(ALL_AUS, rates))},
-        "noise_flips": {"flipped": sum(flips), "labels": sum(s.n_frames for s in sessions) * len(scored)},
         "sessions": [{"subject": s.subject, "session": s.session, "frames": s.n_frames, "flipped": f}
                      for s, f in zip(sessions, flips)],
         "anomalies": [list(a) for a in truth.anomalies],
