@@ -337,3 +337,129 @@ def test_reader_pickles_for_workers(written):
     ref = pickle.loads(pickle.dumps(reader.sessions()[0]))
     rec = reader.read_session(ref, AnomalyReport())
     assert [f.frame for f in rec.frames] == by_session(truth)[ref.subject, ref.session].frames
+
+
+# --- 2DFeatures entries matched to frames ---------------------------------------------------------
+
+def tiny_bp4d(root: Path, csv_frames: list[int], jpgs: list[int], entries: int | None) -> Path:
+    """One session F001/T1: a named-header CSV of `csv_frames` (file order), empty jpg files
+    `jpgs`, and a .mat of `entries` 49x2 entries, entry k filled with k + 1 (MATLAB 1-based),
+    so a frame's 0-based landmarks say which entry it got."""
+    (root / "AUCoding" / "AU_OCC").mkdir(parents=True)
+    rows = [",".join(["1", *map(str, AUS)])] + [",".join([str(f)] + ["0"] * len(AUS)) for f in csv_frames]
+    (root / "AUCoding" / "AU_OCC" / "F001_T1.csv").write_text("\n".join(rows) + "\n")
+    folder = root / "Sequences(2D+3D)" / "F001" / "T1"
+    folder.mkdir(parents=True)
+    for n in jpgs:
+        (folder / f"{n:04d}.jpg").write_bytes(b"")
+    if entries is not None:
+        from austack.datasets._matlab import write_v73_cells
+        (root / "2DFeatures").mkdir()
+        write_v73_cells(root / "2DFeatures" / "F001_T1.mat", "fit/pred",
+                        [np.full((49, 2), k + 1.0) for k in range(entries)])
+    return root
+
+
+def entry_of_each_frame(root: Path) -> tuple[dict[int, int | None], AnomalyReport]:
+    reader = BP4DReader(root)
+    report = AnomalyReport()
+    rec = reader.read_session(reader.sessions()[0], report)
+    return {f.frame: None if f.landmarks is None else int(f.landmarks[0, 0]) for f in rec.frames}, report
+
+
+def test_landmarks_one_entry_per_csv_row(tmp_path):
+    # rows 102, 100, 101, 103 in the file: entry k is the file's data row k
+    entries, report = entry_of_each_frame(tiny_bp4d(tmp_path, [102, 100, 101, 103], list(range(98, 106)), 4))
+    assert entries == {100: 1, 101: 2, 102: 0, 103: 3}
+    assert [a.kind for a in report] == ["out_of_order"]
+
+
+def test_landmarks_one_entry_per_jpg_of_the_folder(tmp_path):
+    # 8 jpgs 98..105 and 8 entries: entry k is the k-th jpg by number, whatever the CSV holds
+    entries, report = entry_of_each_frame(tiny_bp4d(tmp_path, [100, 101, 102, 103], list(range(98, 106)), 8))
+    assert entries == {100: 2, 101: 3, 102: 4, 103: 5} and len(report) == 0
+
+
+def test_landmarks_per_jpg_skip_the_hole_of_a_missing_jpg(tmp_path):
+    jpgs = [99, 100, 102, 103, 104]                       # no 101.jpg: 5 jpgs, 4 rows, 5 entries
+    entries, report = entry_of_each_frame(tiny_bp4d(tmp_path, [100, 101, 102, 103], jpgs, 5))
+    assert entries == {100: 1, 102: 2, 103: 3}
+    assert [a.kind for a in report] == ["missing_image"]
+
+
+def test_landmarks_with_a_count_that_fits_no_convention_are_left_unset(tmp_path):
+    entries, report = entry_of_each_frame(tiny_bp4d(tmp_path, [100, 101, 102, 103], list(range(98, 106)), 6))
+    assert entries == {100: None, 101: None, 102: None, 103: None}
+    [a] = list(report)
+    assert a.kind == "count_mismatch" and a.path.endswith("F001_T1.mat") and a.count == 4
+    assert "6 landmark entries, but 4 data rows in F001_T1.csv and 8 jpgs" in a.detail
+
+
+def test_landmarks_when_rows_and_jpgs_agree_in_count_go_by_row(tmp_path):
+    jpgs = [100, 101, 103, 104, 105]                      # 5 jpgs, 5 rows, 5 entries: by row
+    entries, report = entry_of_each_frame(tiny_bp4d(tmp_path, [100, 101, 102, 103, 104], jpgs, 5))
+    assert entries == {100: 0, 101: 1, 103: 3, 104: 4}
+    assert [a.kind for a in report] == ["missing_image"]
+
+
+# --- rows: strict cells, cell counts, repeats, order -----------------------------------------------
+
+def test_a_row_with_one_cell_too_many_or_too_few_is_dropped_not_shifted(tmp_path):
+    path = tmp_path / "F001_T1.csv"
+    header = ",".join(["1", *map(str, AUS)])
+    good = "100," + ",".join(["1"] + ["0"] * 11)
+    extra = "101,0," + ",".join(["1"] + ["0"] * 11)         # a stray cell would shift AU1 -> AU2
+    short = "102," + ",".join(["1"] * 11)
+    path.write_text("\n".join([header, good, extra, short]) + "\n")
+    report = AnomalyReport()
+    table = read_occ_csv(path, AUS, report)
+    assert table.frames.tolist() == [100]
+    [a] = list(report)
+    assert (a.kind, a.count) == ("invalid_row", 2) and "lines 3, 4" in a.detail.replace("line(s)", "lines")
+
+
+@pytest.mark.parametrize("cell", ["0.5", "1.7", "²", "1e400", "inf", "nan", "-", "", "9" * 30, "١", "+1", "0x1"])
+def test_odd_label_cells_are_unknown_and_reported(tmp_path, cell):
+    path = tmp_path / "F001_T1.csv"
+    path.write_text(",".join(["1", *map(str, AUS)]) + "\n" + ",".join(["100", cell] + ["1"] * 11) + "\n")
+    report = AnomalyReport()
+    table = read_occ_csv(path, AUS, report)
+    labels = encode_labels(table, load_protocol("bp4d").label, AUS, report)
+    assert labels.tolist() == [[-1] + [1] * 11]
+    [a] = list(report)
+    assert (a.kind, a.count, a.path) == ("unknown_code", 1, str(path)) and "AU1 x1" in a.detail
+
+
+@pytest.mark.parametrize("cell", ["²", "1.0", "1e3", "-5", "9" * 30, " ", "x"])
+def test_odd_frame_cells_drop_their_row(tmp_path, cell):
+    path = tmp_path / "F001_T1.csv"
+    path.write_text(",".join(["1", *map(str, AUS)]) + "\n" + ",".join([cell] + ["1"] * 12) + "\n"
+                    + ",".join(["7"] + ["0"] * 12) + "\n")
+    report = AnomalyReport()
+    assert read_occ_csv(path, AUS, report).frames.tolist() == [7]
+    assert [(a.kind, a.count) for a in report] == [("invalid_row", 1)] and "line(s) 2" in report.items[0].detail
+
+
+def test_repeated_and_unordered_frames_pass_verify_after_prepare(tmp_path):
+    from austack.prepare import prepare
+    from austack.store import open_store, verify
+    from austack.synth import synthesize
+
+    raw = tmp_path / "raw"
+    synthesize(raw, "bp4d", subjects=2, sessions=1, frames=4, size=96)
+    csv_path = sorted((raw / "AUCoding" / "AU_OCC").glob("*.csv"))[1]
+    lines = csv_path.read_bytes().decode("utf-8-sig").splitlines()
+    first = lines[1]
+    lines[1], lines[2] = lines[2], lines[1]                  # out of order
+    lines.append(first.replace(",0,", ",1,", 1).replace(",1,", ",0,", 1))   # a repeat, other labels
+    csv_path.write_text("\n".join(lines) + "\n")
+    report = prepare("bp4d", raw, tmp_path / "s.h5", landmarks="shipped", size=32)
+    kinds = report.anomalies.counts()
+    assert kinds["out_of_order"] == 1 and kinds["invalid_row"] == 1
+    assert verify(tmp_path / "s.h5").ok, verify(tmp_path / "s.h5").problems
+    frame = int(first.split(",")[0])
+    with open_store(tmp_path / "s.h5") as s:
+        i = int(np.flatnonzero(s.frames[:] == frame)[0])
+        expected = BP4DReader(raw).read_all()[0]
+        kept = next(f for r in expected for f in r.frames if f.frame == frame)
+        assert s.labels[i].tolist() == kept.labels.tolist()   # the first row's labels, not the repeat's

@@ -292,11 +292,12 @@ class BP4DReader(Reader):
                           f"{rows} frames keep landmarks=None", count=rows)
             return None
         out: list[np.ndarray | None] = []
-        for k in entries:
+        empty = 0
+        for k in entries:              # k is None only for a row without a jpg: not yielded anyway
             cell = cells[k] if k is not None else None
             ok = cell is not None and np.isfinite(cell).all()
             out.append((cell - 1.0).astype(np.float32) if ok else None)   # MATLAB 1-based -> 0-based pixels
-        empty = sum(p is None for p in out)
+            empty += k is not None and not ok
         if empty:
             anomalies.add("missing_landmarks", path, f"{empty} frames with an empty or non-finite {LANDMARK_KEY} "
                           f"entry keep landmarks=None", count=empty)
