@@ -10,6 +10,8 @@ All coordinates are 0-based pixels; readers convert MATLAB's 1-based files befor
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -103,3 +105,43 @@ def alignment_params(size: int = 256, box_enlarge: float = 2.9) -> dict:
     """The settings a store records; two stores align alike exactly when these are equal."""
     return {"method": METHOD, "size": int(size), "box_enlarge": float(box_enlarge),
             "border": BORDER, "interpolation": "bilinear"}
+
+
+@dataclass(frozen=True)
+class AlignedFace:
+    """One frame through the alignment: what prepare stores and what `predict` feeds a model."""
+
+    image: np.ndarray       # uint8 S x S x 3; the grey border colour when no face
+    points: np.ndarray      # float32 (49, 2) in aligned pixels; NaN when no face
+    matrix: np.ndarray      # float32 (2, 3) raw frame -> aligned image; NaN when no face
+    face: bool
+    origin: str             # "shipped", "dlib" or "none" (where the landmarks came from)
+
+
+def _no_face(size: int) -> AlignedFace:
+    return AlignedFace(np.full((size, size, 3), BORDER, np.uint8), np.full((49, 2), np.nan, np.float32),
+                       np.full((2, 3), np.nan, np.float32), False, "none")
+
+
+def align_frame(pixels: np.ndarray, landmarks_or_tracker, size: int = 256, box_enlarge: float = 2.9
+                ) -> AlignedFace:
+    """Align one RGB frame.
+
+    `landmarks_or_tracker`: the frame's shipped landmarks (49, 66 or 68 points, 0-based; NaN
+    counts as missing), or a callable taking the frame and returning 68 points or None (e.g.
+    `landmarks.LandmarkTracker`), or None. Missing or degenerate landmarks give face=False.
+    """
+    if callable(landmarks_or_tracker):
+        p68 = landmarks_or_tracker(pixels)
+        p49, origin = (None if p68 is None else landmarks_68_to_49(p68)), "dlib"
+    elif landmarks_or_tracker is None or not np.isfinite(np.asarray(landmarks_or_tracker, np.float64)).all():
+        p49, origin = None, "shipped"
+    else:
+        p49, origin = to_49(landmarks_or_tracker), "shipped"
+    if p49 is None:
+        return _no_face(size)
+    try:
+        image, matrix, points = align_face_49(pixels, p49, size, box_enlarge)
+    except ConfigError:  # both eye centres on one point: no usable face
+        return _no_face(size)
+    return AlignedFace(image, points.astype(np.float32), matrix.astype(np.float32), True, origin)

@@ -1,31 +1,35 @@
 """`prepare`: one raw distribution -> one aligned HDF5 store, resumable.
 
-The parent process reads sessions (labels, shipped landmarks; no pixels) in the reader's order,
-cuts each into chunks of at most `CHUNK_FRAMES` frames and hands the chunks to worker processes,
-which decode, find landmarks, align and encode. The parent writes the results back in order, a
-session at a time, so at most `2 * workers` chunks are ever in memory whatever the dataset size.
+A plan (pass 1: every session's labels, no pixels) fixes the sessions and the totals. The job
+stream then reads the sessions again in the reader's order and cuts each into chunks of at
+most `chunk_frames` frames; `ordered_map` runs the chunks on an executor (in-process, a local
+process pool, or any `concurrent.futures.Executor`, e.g. a cluster's) with a bounded window,
+and the ordered writer saves each result durably as it comes (`StoreWriter`), so memory stays
+flat whatever the dataset size and a run killed at any instant resumes from what it saved.
 
-Chunks are cut the same way whatever `workers` is, and the landmark tracker restarts at each
-chunk, so every run of the same inputs writes the same bytes, which makes `resume` exact.
+Chunks are cut the same way whatever the executor, the landmark tracker restarts at each
+chunk, and a chunk is kept on resume only if its inputs (`job_key`) are unchanged; so every
+run of the same inputs writes the same bytes, resumed or not.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import time
-from collections import Counter, deque
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
-
-from .align import BORDER, align_face_49, alignment_params, landmarks_68_to_49, to_49
-from .datasets.base import Anomaly, AnomalyReport, FrameRecord, create_reader
+from .align import alignment_params
+from .datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef, create_reader
 from .errors import ConfigError, StoreMismatchError
+from .executors import local_executor, ordered_map
+from .prepare_chunk import ChunkResult, Job, job_key, process_chunk
 from .protocols import load_protocol
-from .store import ORIGIN, FrameRows, StoreSettings, StoreWriter, encode_image
+from .store import ORIGIN, StoreSettings, StoreWriter
+from .store._provenance import synth_provenance
 
 LANDMARK_MODES = ("auto", "shipped", "dlib")
 CHUNK_FRAMES = 256
@@ -40,10 +44,10 @@ class PrepareReport:
     dataset: str
     sessions: int = 0              # sessions in the store
     frames: int = 0                # rows in the store
-    resumed_sessions: int = 0      # sessions found whole in the partial file and kept
-    written_frames: int = 0        # rows written by this run
-    faces: int = 0                 # of the rows written by this run, those with an aligned face
-    origins: Counter = field(default_factory=Counter)   # landmark origin of the rows written
+    resumed_sessions: int = 0      # sessions found whole in the partial folder and kept
+    written_frames: int = 0        # rows computed by this run
+    faces: int = 0                 # of the rows computed by this run, those with an aligned face
+    origins: Counter = field(default_factory=Counter)   # landmark origin of the rows computed
     anomalies: AnomalyReport = field(default_factory=AnomalyReport)
     seconds: float = 0.0
     already_complete: bool = False
@@ -57,81 +61,39 @@ class PrepareReport:
         return self.written_frames / self.seconds if self.seconds > 0 else 0.0
 
 
-@dataclass(frozen=True)
-class Job:
-    """One chunk of one session, everything a worker needs (picklable)."""
-
-    frames: list[FrameRecord]
-    landmarks: str
-    size: int
-    box_enlarge: float
-    encoding: str
-    quality: int
-    with_intensities: bool
-    n_au: int
-    detect_max_side: int = 640
-
-
 @dataclass
-class ChunkResult:
-    rows: FrameRows
-    no_face: list[int]          # frame numbers kept with face=0
-    seconds: float
+class Plan:
+    """What pass 1 learnt: the sessions in write order, their sizes, and the store settings."""
+
+    reader: object
+    refs: list[SessionRef]
+    counts: list[int]
+    settings: StoreSettings
+    reader_report: AnomalyReport
+    source: dict
+    synthetic: dict | None
 
 
-def _frame_landmarks(fr: FrameRecord) -> np.ndarray | None:
-    if fr.landmarks is None or not np.isfinite(fr.landmarks).all():
-        return None
-    return to_49(fr.landmarks)
+@dataclass(frozen=True)
+class Step:
+    """One chunk in write order (`key` None for a session with no chunk to write); `end` is set
+    on a session's last step and names the session for its marker."""
+
+    session: int
+    chunk: int
+    key: str | None
+    frames: int                     # frames in this step (a whole kept session: all of them)
+    kept: dict | None = None        # the saved chunk's meta, when it is reused
+    end: "SessionEnd | None" = None
 
 
-def process_chunk(job: Job) -> ChunkResult:
-    """Decode, landmark, align and encode one chunk (runs in a worker process)."""
-    from .datasets.pixels import iter_frames
-    from .landmarks import LandmarkTracker
-
-    t0 = time.perf_counter()
-    n, s = len(job.frames), job.size
-    tracker = None
-    grey = np.full((s, s, 3), BORDER, np.uint8)
-    images, no_face, anomalies = [], [], []
-    points = np.full((n, 49, 2), np.nan, np.float32)
-    matrix = np.full((n, 2, 3), np.nan, np.float32)
-    face = np.zeros(n, np.uint8)
-    origin = np.zeros(n, np.uint8)
-    for i, (fr, pixels) in enumerate(zip(job.frames, iter_frames([f.source for f in job.frames]))):
-        aligned = grey
-        if isinstance(pixels, Exception):
-            anomalies.append(Anomaly("unreadable", fr.source.describe(),
-                                     f"{pixels}; frame {fr.frame} kept with face=0", 1))
-            images.append(encode_image(grey, job.encoding, job.quality))
-            continue
-        p49, how = None, "none"
-        if job.landmarks != "dlib":
-            p49, how = _frame_landmarks(fr), "shipped"
-        if p49 is None and job.landmarks != "shipped":
-            tracker = tracker or LandmarkTracker(detect_max_side=job.detect_max_side)
-            p68 = tracker(pixels)
-            p49, how = (None, "none") if p68 is None else (landmarks_68_to_49(p68), "dlib")
-        if p49 is not None:
-            try:
-                aligned, m, aligned_points = align_face_49(pixels, p49, s, job.box_enlarge)
-                points[i], matrix[i], face[i], origin[i] = aligned_points, m, 1, ORIGIN[how]
-            except ConfigError:  # degenerate landmarks (both eyes on one point): no usable face
-                aligned = grey
-        if not face[i]:
-            no_face.append(fr.frame)
-        images.append(encode_image(aligned, job.encoding, job.quality))
-    rows = FrameRows(
-        images=images,
-        labels=np.stack([f.labels for f in job.frames]).astype(np.int8).reshape(n, job.n_au),
-        landmarks=points, matrix=matrix, face=face, landmark_origin=origin,
-        frame=np.array([f.frame for f in job.frames], np.int32),
-        split=[f.split or "" for f in job.frames],
-        intensities=(np.stack([f.intensities for f in job.frames]).astype(np.int8) if job.with_intensities
-                     else None),
-        anomalies=anomalies)
-    return ChunkResult(rows, no_face, time.perf_counter() - t0)
+@dataclass(frozen=True)
+class SessionEnd:
+    ref: SessionRef
+    keys: tuple[str, ...]
+    frames: int
+    where: str                      # folder or video named by a no_face anomaly
+    kept: bool = False              # the whole session was found saved and unchanged
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -148,139 +110,152 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest() if files else ""
 
 
-def _no_face_anomaly(frames: list[FrameRecord], no_face: list[int], mode: str) -> Anomaly:
-    src = frames[0].source
-    where = os.path.dirname(src.path) if src.kind == "image" else src.path
+def _no_face_anomaly(end: SessionEnd, no_face: list[int], mode: str) -> Anomaly:
     shown = ", ".join(map(str, no_face[:NO_FACE_LISTED])) + (", ..." if len(no_face) > NO_FACE_LISTED else "")
-    return Anomaly("no_face", where, f"{frames[0].subject}/{frames[0].session}: {len(no_face)} of {len(frames)} "
+    return Anomaly("no_face", end.where, f"{end.ref.subject}/{end.ref.session}: {len(no_face)} of {end.frames} "
                    f"frames have no usable landmarks (--landmarks {mode}), kept with face=0: frames {shown}",
                    len(no_face))
 
 
-def _chunks(frames: list[FrameRecord]) -> Iterator[list[FrameRecord]]:
-    for a in range(0, len(frames), CHUNK_FRAMES):
-        yield frames[a:a + CHUNK_FRAMES]
+def _where(frames: list[FrameRecord]) -> str:
+    if not frames:
+        return ""
+    src = frames[0].source
+    return os.path.dirname(src.path) if src.kind == "image" else src.path
 
 
-def prepare(dataset: str, raw_dir: str | os.PathLike, out: str | os.PathLike, *, workers: int = 1,
-            landmarks: str = "auto", size: int = 256, box_enlarge: float = 2.9, store: str = "jpeg",
-            resume: bool = False, force: bool = False, reader_options: dict | None = None,
-            progress: Progress | None = None, detect_max_side: int = 640) -> PrepareReport:
-    """Align every frame of the raw distribution at `raw_dir` into the store `out`.
-
-    `landmarks`: "shipped" uses only the dataset's landmark files, "dlib" only detection,
-    "auto" the shipped ones where a frame has them and dlib elsewhere. Frames without a face
-    are kept (face=0) and reported; undecodable frames are reported with their file.
-    """
-    if landmarks not in LANDMARK_MODES:
-        raise ConfigError(f"unknown landmark source {landmarks!r}; expected one of {', '.join(LANDMARK_MODES)}")
-    if workers < 1:
-        raise ConfigError(f"workers must be at least 1, got {workers}")
-    t0 = time.perf_counter()
+def make_plan(dataset: str, raw_dir, *, landmarks: str, size: int, box_enlarge: float, store: str,
+              reader_options: dict | None, detect_max_side: int, chunk_frames: int) -> Plan:
+    """Pass 1: labels only, for the totals, the reader's anomalies and the store settings."""
     reader = create_reader(dataset, raw_dir, **(reader_options or {}))
     protocol = load_protocol(reader.protocol)
     refs = reader.sessions()
-    # Pass 1: labels only, for the totals, the reader's anomalies and the per-session source hashes.
-    reader_report = AnomalyReport()
-    counts, with_intensities = [], False
+    report, counts, with_intensities = AnomalyReport(), [], False
     for ref in refs:
-        rec = reader.read_session(ref, reader_report)
+        rec = reader.read_session(ref, report)
         counts.append(len(rec.frames))
         with_intensities |= any(f.intensities is not None for f in rec.frames)
     settings = StoreSettings(dataset=reader.dataset, aus=protocol.aus, protocol=protocol.id,
                              protocol_hash=protocol.hash, alignment=alignment_params(size, box_enlarge),
                              landmark_source=landmarks, image_encoding=store, with_intensities=with_intensities)
-    report = PrepareReport(Path(out).expanduser().resolve(), reader.dataset)
+    source = {"root": str(reader.root), "reader_options": reader.options, "sessions": len(refs),
+              "frames": sum(counts), "landmarks": landmarks, "detect_max_side": detect_max_side,
+              "chunk_frames": chunk_frames, "protocol_file": protocol.path}
+    return Plan(reader, refs, counts, settings, report, source, synth_provenance(reader.root))
+
+
+def _steps(plan: Plan, writer: StoreWriter, job: Callable[[list], Job], chunk_frames: int
+           ) -> Iterator[tuple[Step, Job | None]]:
+    """(step, job to run or None) for every chunk of every session, in write order."""
+    throwaway = AnomalyReport()  # the reader's anomalies were collected in pass 1
+    for i, ref in enumerate(plan.refs):
+        frames = plan.reader.read_session(ref, throwaway).frames
+        jobs = [job(frames[a:a + chunk_frames]) for a in range(0, len(frames), chunk_frames)]
+        keys = tuple(job_key(j) for j in jobs)
+        marker = writer.session_marker(i)
+        end = SessionEnd(ref, keys, len(frames), _where(frames))
+        if marker and (marker["subject"], marker["session"], tuple(marker["chunks"])) == (ref.subject, ref.session,
+                                                                                           keys):
+            yield Step(i, 0, None, len(frames), end=SessionEnd(ref, keys, len(frames), end.where, True)), None
+            continue
+        if not jobs:
+            yield Step(i, 0, None, 0, end=end), None
+        for k, (jb, key) in enumerate(zip(jobs, keys)):
+            meta = writer.chunk_meta(i, k)
+            kept = meta if meta is not None and meta["key"] == key else None
+            yield Step(i, k, key, len(jb.frames), kept, end if k == len(jobs) - 1 else None), None if kept else jb
+
+
+class _Writer:
+    """The ordered writer: saves each chunk result, closes sessions, counts for the report."""
+
+    def __init__(self, writer: StoreWriter, plan: Plan, report: PrepareReport, mode: str,
+                 progress: Progress | None):
+        self.w, self.plan, self.report, self.mode, self.progress = writer, plan, report, mode, progress
+        self.done = 0                   # frames saved, this run or before
+        self.total = sum(plan.counts)
+        self.no_face: list[int] = []    # of the current session
+
+    def step(self, step: Step, result: ChunkResult | None) -> None:
+        r = self.report
+        if step.kept is not None:
+            self.no_face += step.kept["no_face"]
+        elif result is not None:
+            rows = result.rows
+            self.w.write_chunk(step.session, step.chunk, rows, key=step.key, no_face=result.no_face)
+            self.no_face += result.no_face
+            r.written_frames += len(rows)
+            r.faces += int(rows.face.sum())
+            r.origins.update(rows.landmark_origin.tolist())
+            r.anomalies.items.extend(rows.anomalies)
+        self.done += step.frames
+        if step.end is not None:
+            self._end(step.session, step.end)
+        if self.progress:
+            self.progress(self.done, self.total, self.plan.refs[step.session].subject)
+
+    def _end(self, index: int, end: SessionEnd) -> None:
+        if end.kept:
+            self.report.resumed_sessions += 1
+        else:
+            extra = [_no_face_anomaly(end, self.no_face, self.mode)] if self.no_face else []
+            self.report.anomalies.items.extend(extra)
+            self.w.write_session(index, end.ref.subject, end.ref.session, chunks=list(end.keys), rows=end.frames,
+                                 label_file=end.ref.label_file, label_sha256=file_sha256(end.ref.label_file),
+                                 anomalies=extra)
+        self.no_face = []
+
+
+def prepare(dataset: str, raw_dir: str | os.PathLike, out: str | os.PathLike, *, workers: int = 1,
+            landmarks: str = "auto", size: int = 256, box_enlarge: float = 2.9, store: str = "jpeg",
+            resume: bool = False, force: bool = False, reader_options: dict | None = None,
+            progress: Progress | None = None, detect_max_side: int = 640, executor: Executor | None = None,
+            chunk_frames: int = CHUNK_FRAMES, window: int | None = None) -> PrepareReport:
+    """Align every frame of the raw distribution at `raw_dir` into the store `out`.
+
+    `landmarks`: "shipped" uses only the dataset's landmark files, "dlib" only detection,
+    "auto" the shipped ones where a frame has them and dlib elsewhere. Frames without a face
+    are kept (face=0) and reported; undecodable frames are reported with their file.
+    `executor` runs the chunks (default: `workers` local processes, in-process for 1);
+    at most `window` (default 2 x workers) chunks are in flight.
+    """
+    if landmarks not in LANDMARK_MODES:
+        raise ConfigError(f"unknown landmark source {landmarks!r}; expected one of {', '.join(LANDMARK_MODES)}")
+    if workers < 1 or chunk_frames < 1:
+        raise ConfigError(f"workers and chunk_frames must be at least 1, got {workers} and {chunk_frames}")
+    t0 = time.perf_counter()
+    plan = make_plan(dataset, raw_dir, landmarks=landmarks, size=size, box_enlarge=box_enlarge, store=store,
+                     reader_options=reader_options, detect_max_side=detect_max_side, chunk_frames=chunk_frames)
+    report = PrepareReport(Path(out).expanduser().resolve(), plan.settings.dataset)
     final = report.out
     if resume and final.exists() and not force and not _partial_exists(final):
-        return _already_complete(final, settings, report, t0)
+        return _already_complete(final, plan.settings, report, t0)
+    writer = StoreWriter(final, plan.settings, resume=resume, force=force)
+    s = plan.settings
 
-    pool = ProcessPoolExecutor(workers) if workers > 1 else None  # forked before the HDF5 file opens
+    def job(frames: list[FrameRecord]) -> Job:
+        return Job(frames, landmarks, size, box_enlarge, store, s.jpeg_quality, s.with_intensities, len(s.aus),
+                   detect_max_side)
+
+    own = executor is None
+    executor = local_executor(workers) if own else executor
     finished = False
     try:
-        with StoreWriter(final, settings, resume=resume, force=force) as writer:
-            done = writer.done()
-            planned = [(r.subject, r.session) for r in refs[:len(done)]]
-            if done != planned:
-                raise StoreMismatchError(f"{writer.partial} holds sessions {done[:3]}... that do not match the "
-                                         f"first sessions of {reader.root} ({planned[:3]}...); rerun with --force",
-                                         path=writer.partial)
-            report.resumed_sessions = len(done)
-            total = sum(counts)
-            written = sum(counts[:len(done)])
-            if progress:
-                progress(written, total, "")
-            todo = refs[len(done):]
-
-            def job(frames):
-                return Job(frames, landmarks, size, box_enlarge, store, settings.jpeg_quality, with_intensities,
-                           len(settings.aus), detect_max_side)
-
-            def chunk_stream():
-                """(session record, chunk index, number of chunks, job), in write order."""
-                throwaway = AnomalyReport()  # the reader's anomalies were collected in pass 1
-                for ref in todo:
-                    rec = reader.read_session(ref, throwaway)
-                    parts = list(_chunks(rec.frames)) or [[]]
-                    for k, frames in enumerate(parts):
-                        yield ref, rec, k, len(parts), job(frames)
-
-            in_flight: deque = deque()
-            stream = chunk_stream()
-            session_no_face: list[int] = []
-            while True:
-                while len(in_flight) < 2 * workers:
-                    item = next(stream, None)
-                    if item is None:
-                        break
-                    ref, rec, k, n_parts, jb = item
-                    result = (pool.submit(process_chunk, jb) if pool and jb.frames
-                              else _Done(process_chunk(jb) if jb.frames else None))
-                    in_flight.append((ref, rec, k, n_parts, result))
-                if not in_flight:
-                    break
-                ref, rec, k, n_parts, fut = in_flight.popleft()
-                res = fut.result()
-                if k == 0:
-                    writer.begin_session(ref.subject, ref.session, ref.label_file, file_sha256(ref.label_file))
-                    session_no_face = []
-                if res is not None:
-                    writer.append(res.rows)
-                    session_no_face += res.no_face
-                    written += len(res.rows)
-                    report.written_frames += len(res.rows)
-                    report.faces += int(res.rows.face.sum())
-                    report.origins.update(res.rows.landmark_origin.tolist())
-                    report.anomalies.items.extend(res.rows.anomalies)
-                if k == n_parts - 1:
-                    extra = [_no_face_anomaly(rec.frames, session_no_face, landmarks)] if session_no_face else []
-                    report.anomalies.items.extend(extra)
-                    writer.end_session(extra)
-                if progress:
-                    progress(written, total, ref.subject)
-            report.anomalies.extend(reader_report)
-            source = {"root": str(reader.root), "reader_options": reader.options, "sessions": len(refs),
-                      "frames": total, "landmarks": landmarks, "detect_max_side": detect_max_side,
-                      "protocol_file": protocol.path}
-            writer.finish(source=source, anomalies=list(reader_report))
-            report.sessions, report.frames = len(refs), total
-            finished = True
+        sink = _Writer(writer, plan, report, landmarks, progress)
+        steps = _steps(plan, writer, job, chunk_frames)
+        for step, result in ordered_map(executor, process_chunk, steps, window or 2 * workers):
+            sink.step(step, result)
+        report.anomalies.extend(plan.reader_report)
+        writer.finish(source=plan.source, anomalies=list(plan.reader_report), sessions=len(plan.refs),
+                      synthetic=plan.synthetic)
+        finished = True
     finally:
-        if pool:  # on Ctrl-C or an error, do not wait for chunks nobody will write
-            pool.shutdown(wait=finished, cancel_futures=True)
+        if own:  # on Ctrl-C or an error, do not wait for chunks nobody will write
+            executor.shutdown(wait=finished, cancel_futures=True)
+    report.sessions, report.frames = len(plan.refs), sum(plan.counts)
     report.origins = Counter({name: report.origins[code] for name, code in ORIGIN.items() if report.origins[code]})
     report.seconds = time.perf_counter() - t0
     return report
-
-
-class _Done:
-    """A finished result with a future's `result()`, for the in-process path (workers=1)."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
 
 
 def _partial_exists(final: Path) -> bool:
@@ -304,4 +279,4 @@ def _already_complete(final: Path, settings: StoreSettings, report: PrepareRepor
     return report
 
 
-__all__ = ["prepare", "PrepareReport", "LANDMARK_MODES", "CHUNK_FRAMES", "process_chunk", "Job"]
+__all__ = ["prepare", "make_plan", "PrepareReport", "LANDMARK_MODES", "CHUNK_FRAMES", "process_chunk", "Job"]

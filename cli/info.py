@@ -31,6 +31,18 @@ def _groups(title: str, unit: str, groups, aus) -> Table:
     return t
 
 
+def _provenance(a: dict) -> str:
+    """Identity, library versions and whether the source was synthetic (schema 2 stores)."""
+    if "identity" not in a:
+        return f"schema {a['schema_version']}: no identity or versions recorded (prepare it again)"
+    v = a.get("versions", {})
+    line = (f"identity {a['identity'][:16]}; opencv {v.get('opencv', '?')}, dlib {v.get('dlib', '?')}, "
+            f"h5py {v.get('h5py', '?')}")
+    if a.get("source_synthetic"):
+        line += f"; synthetic (seed {a['source_synth_seed']}, label noise {a['source_noise']:g})"
+    return line
+
+
 @click.command()
 @click.argument("store", type=click.Path(dir_okay=False))
 @click.option("--anomalies", "show_all", is_flag=True, help="List every anomaly, not the first 30.")
@@ -45,7 +57,8 @@ def cli(store, show_all):
                   f"landmarks {a['landmark_source']}; images {a['image_encoding']}"
                   + (f" q{a['jpeg_quality']}" if a["image_encoding"] == "jpeg" else ""))
     src = a.get("source", {})
-    console.print(f"made by austack {a['austack_version']} on {a['created']} from {src.get('root', '?')}")
+    console.print(f"made by austack {a['austack_version']} from {src.get('root', '?')}")
+    console.print(_provenance(a))
     console.print(_groups("Subjects", "sessions", s.subjects, s.aus))
     console.print(_groups("Folds", "units", s.folds, s.aus))
     with open_store(store) as st:

@@ -1,16 +1,17 @@
 """The prepared HDF5 store (schema in docs/store-schema.md).
 
-`StoreWriter` builds one session at a time into `OUT.h5.partial` and renames it when whole;
+`StoreWriter` saves chunks and sessions durably into `OUT.h5.partial/` and assembles `OUT.h5`
+from them when whole;
 `open_store` reads a finished one; `verify` checks one against the schema and its checksums;
 `info` summarises it per subject and fold.
 """
 from ._codec import decode_image, encode_image
 from ._info import GroupSummary, StoreInfo, info, label_rates
-from ._reader import Store, open_store
+from ._reader import Store, open_store, store_identity
 from ._schema import ENCODINGS, JPEG_QUALITY, ORIGIN, SCHEMA_VERSION, StoreSettings
-from ._verify import VerifyReport, verify
+from ._verify import VerifyReport, check_store, verify
 from ._writer import FrameRows, StoreWriter, partial_path
 
 __all__ = ["SCHEMA_VERSION", "ENCODINGS", "JPEG_QUALITY", "ORIGIN", "StoreSettings", "StoreWriter", "FrameRows",
-           "partial_path", "Store", "open_store", "verify", "VerifyReport", "info", "StoreInfo", "GroupSummary",
+           "partial_path", "Store", "open_store", "store_identity", "verify", "check_store", "VerifyReport", "info", "StoreInfo", "GroupSummary",
            "label_rates", "encode_image", "decode_image"]

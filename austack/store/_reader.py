@@ -13,7 +13,7 @@ from ..datasets.base import Anomaly
 from ..errors import ProtocolError, StoreError, StoreMismatchError, UnknownNameError
 from ..protocols import SPLITS, Protocol, load_protocol
 from ._codec import decode_image
-from ._schema import PARTIAL_SUFFIX, SCHEMA_VERSION, StoreSettings, text
+from ._schema import JSON_ATTRS, PARTIAL_SUFFIX, READABLE_SCHEMAS, SCHEMA_VERSION, StoreSettings, text
 
 
 def _open_h5(path: Path) -> h5py.File:
@@ -22,6 +22,9 @@ def _open_h5(path: Path) -> h5py.File:
         hint = (f"; {partial.name} is an interrupted run: rerun `austack prepare` with --resume"
                 if partial.exists() else "; create it with `austack prepare`")
         raise StoreError(f"store {path} does not exist{hint}", path=path)
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a store; a partial folder is an interrupted run "
+                         "(incomplete): rerun `austack prepare` with --resume to finish it", path=path)
     try:
         return h5py.File(path, "r")
     except OSError as e:
@@ -36,7 +39,7 @@ class Store:
         self.path = Path(path).expanduser().resolve()
         self.file = _open_h5(self.path)
         attrs = self.file.attrs
-        if attrs.get("schema_version") != SCHEMA_VERSION:
+        if attrs.get("schema_version") not in READABLE_SCHEMAS:
             self.close()
             raise StoreError(f"{self.path} has schema_version {attrs.get('schema_version')!r}; this austack "
                              f"reads schema {SCHEMA_VERSION}: prepare it again", path=self.path)
@@ -53,10 +56,41 @@ class Store:
         """Root attributes, JSON ones decoded."""
         out = {}
         for k, v in self.file.attrs.items():
-            if k in ("alignment", "source") and isinstance(v, str):
+            if k in JSON_ATTRS and isinstance(v, str):
                 v = json.loads(v)
             out[k] = v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v
         return out
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.file.attrs["schema_version"])
+
+    @property
+    def identity(self) -> str:
+        """sha256 hex of the store's content (see `store_identity`)."""
+        if "identity" not in self.file.attrs:
+            raise StoreError(f"{self.path} has schema {self.schema_version}, which records no content identity; "
+                             f"prepare it again with this austack (schema {SCHEMA_VERSION})", path=self.path)
+        return str(self.file.attrs["identity"])
+
+    @property
+    def versions(self) -> dict:
+        """Versions of opencv, dlib, h5py, hdf5 and numpy the store was written with ({} if unknown)."""
+        return self.attrs.get("versions", {})
+
+    @property
+    def source_synthetic(self) -> bool:
+        """Whether the raw data was made by `austack synth` (False for schema 1 stores)."""
+        return bool(self.file.attrs.get("source_synthetic", False))
+
+    @property
+    def source_noise(self) -> float | None:
+        """The synthetic label-noise (flip) rate; None when the source is not synthetic."""
+        return float(self.file.attrs["source_noise"]) if self.source_synthetic else None
+
+    @property
+    def source_synth_seed(self) -> int | None:
+        return int(self.file.attrs["source_synth_seed"]) if self.source_synthetic else None
 
     @property
     def dataset(self) -> str:
@@ -190,3 +224,11 @@ class Store:
 def open_store(path: str | os.PathLike) -> Store:
     """Open a finished store for reading; an interrupted (incomplete) one is refused."""
     return Store(path)
+
+
+def store_identity(path: str | os.PathLike) -> str:
+    """The sha256 hex recorded at write time over the store's images, labels, landmarks,
+    frame columns, subject/session columns and protocol id and hash (`austack verify` and
+    `check_store` recompute it)."""
+    with Store(path) as s:
+        return s.identity

@@ -1,4 +1,4 @@
-"""Schema 1 of the prepared store, as code: names, dtypes and the settings a store is tied to.
+"""Schema 2 of the prepared store, as code: names, dtypes and the settings a store is tied to.
 
 docs/store-schema.md is the prose version of this file; keep the two in step.
 """
@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)  # schema 1 lacks the digests and identity; everything else reads alike
 ENCODINGS = ("jpeg", "raw")
 JPEG_QUALITY = 95
 PARTIAL_SUFFIX = ".partial"
@@ -103,7 +104,10 @@ class StoreSettings:
 
 
 REQUIRED_ATTRS = ("schema_version", "complete", "dataset", "aus", "protocol", "protocol_hash", "alignment",
-                  "landmark_source", "image_encoding", "austack_version", "source", "created")
+                  "landmark_source", "image_encoding", "austack_version", "source", "identity", "versions",
+                  "source_synthetic")
+JSON_ATTRS = ("alignment", "source", "versions")
+DIGESTS = "column_sha256"   # (n_sessions, n_columns) S64; its attribute `columns` names the columns
 
 
 def text(value) -> str:

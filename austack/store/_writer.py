@@ -1,27 +1,27 @@
-"""Writing a store session by session, into `OUT.h5.partial`, renamed to `OUT.h5` at the end.
+"""Writing a store: durable pieces into `OUT.h5.partial/`, then one pass into `OUT.h5`.
 
-Only one session's rows are in memory at a time. After each session the rows, its anomalies
-and its row in `sessions` are written, in that order, and the file is flushed: a run killed at
-any point leaves a partial file whose `sessions` table lists exactly the sessions that are
-whole, and `resume=True` cuts everything after the last of them and carries on.
+Rows arrive a chunk at a time and each chunk is saved whole as its own file, each finished
+session as a small marker; nothing is appended in place, so a run killed at any instant
+(even mid-write) leaves a partial folder that a resume reads back exactly: the sessions with
+a marker, and the chunks whose files exist. `finish` assembles the HDF5 file from the pieces
+(`_assemble`) and renames it over `OUT.h5`.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from .. import __version__
 from ..datasets.base import Anomaly
-from ..errors import StoreError, StoreExistsError, StoreMismatchError
-from ._schema import (ANOMALY_DTYPE, JPEG_CHUNK_ROWS, META_CHUNK_ROWS, PARTIAL_SUFFIX, SCHEMA_VERSION,
-                      SESSION_DTYPE, StoreSettings, frame_columns, text)
+from ..errors import StoreError, StoreExistsError
+from ._assemble import assemble
+from ._parts import PartDir, anomaly_lists, write_error
+from ._provenance import root_attrs
+from ._schema import PARTIAL_SUFFIX, StoreSettings
+
+STORE_FILE = "store.h5"   # the finished file, inside the partial folder until renamed
 
 
 @dataclass
@@ -54,6 +54,10 @@ class StoreWriter:
     - `path` exists: refused unless `force` (then rebuilt; the old file stays until the rename).
     - `path.partial` exists: resumed when `resume` (settings must match, "existing vs new"),
       restarted when `force`, refused otherwise.
+
+    Sessions are numbered 0, 1, ... in write order. `begin_session`/`append`/`end_session`
+    write the next one; `write_chunk`/`write_session` write a given one (prepare, which
+    keeps the chunks a resume finds unchanged).
     """
 
     def __init__(self, path: str | os.PathLike, settings: StoreSettings, *, resume: bool = False,
@@ -67,152 +71,90 @@ class StoreWriter:
             if not force:
                 raise StoreExistsError(f"{self.partial} is left from an interrupted run; rerun with --resume "
                                        "to continue it or --force to start over", path=self.partial)
-            self.partial.unlink()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+            _remove(self.partial)
+        self.parts = PartDir(self.partial, settings)
         if self.partial.exists():
-            self._open_partial()
+            self.parts.open_existing()
         else:
-            self._create()
-        self._digest = None
+            _make_parent(self.path)
+            self.parts.create()
+        self._done = self.parts.done()
         self._current = None
-        self._start = self.rows
-
-    # --- opening ------------------------------------------------------------------------
-    def _create(self) -> None:
-        s = self.settings
-        self.f = f = h5py.File(self.partial, "w")
-        f.attrs["schema_version"] = SCHEMA_VERSION
-        f.attrs["complete"] = False
-        for k, v in s.attrs().items():
-            f.attrs[k] = v
-        if s.image_encoding == "jpeg":
-            f.create_dataset("images", (0,), maxshape=(None,), dtype=h5py.vlen_dtype(np.uint8),
-                             chunks=(JPEG_CHUNK_ROWS,))
-        else:
-            f.create_dataset("images", (0, s.size, s.size, 3), maxshape=(None, s.size, s.size, 3),
-                             dtype=np.uint8, chunks=(1, s.size, s.size, 3))
-        for name, (dtype, shape) in frame_columns(len(s.aus), s.with_intensities).items():
-            f.create_dataset(name, (0, *shape), maxshape=(None, *shape), dtype=dtype,
-                             chunks=(META_CHUNK_ROWS, *shape))
-        f.create_dataset("sessions", (0,), maxshape=(None,), dtype=SESSION_DTYPE, chunks=(256,))
-        f.create_dataset("anomalies", (0,), maxshape=(None,), dtype=ANOMALY_DTYPE, chunks=(256,))
-        f.flush()
-
-    def _open_partial(self) -> None:
-        try:
-            self.f = f = h5py.File(self.partial, "r+")
-        except OSError as e:
-            raise StoreError(f"{self.partial} cannot be opened to resume ({e}); it was probably killed while "
-                             "writing: rerun with --force to start over", path=self.partial) from None
-        if f.attrs.get("schema_version") != SCHEMA_VERSION:
-            f.close()
-            raise StoreMismatchError(f"{self.partial}: schema_version existing {f.attrs.get('schema_version')!r} "
-                                     f"vs new {SCHEMA_VERSION}; rerun with --force", path=self.partial)
-        diffs = StoreSettings.from_attrs(f.attrs).differences(self.settings)
-        if diffs:
-            f.close()
-            raise StoreMismatchError(f"cannot resume {self.partial} with other settings ({'; '.join(diffs)}); "
-                                     "rerun with the original settings, or with --force to start over",
-                                     path=self.partial)
-        sessions = f["sessions"]
-        rows = int(sessions[-1]["stop"]) if len(sessions) else 0
-        kept_anomalies = int(sessions[-1]["anomaly_stop"]) if len(sessions) else 0
-        for name in ["images", *frame_columns(len(self.settings.aus), self.settings.with_intensities)]:
-            f[name].resize(rows, axis=0)
-        f["anomalies"].resize(kept_anomalies, axis=0)
-        f.flush()
 
     # --- state ----------------------------------------------------------------------------
     @property
     def rows(self) -> int:
-        return len(self.f["images"])
+        """Rows of the finished sessions."""
+        return sum(m["rows"] for m in self._done)
 
     def done(self) -> list[tuple[str, str]]:
-        """(subject, session) of the sessions already whole in the file, in order."""
-        return [(text(r["subject"]), text(r["session"])) for r in self.f["sessions"][:]]
+        """(subject, session) of the sessions already whole in the partial folder, in order."""
+        return [(m["subject"], m["session"]) for m in self._done]
 
-    # --- writing --------------------------------------------------------------------------
+    def session_marker(self, index: int) -> dict | None:
+        return self._done[index] if index < len(self._done) else None
+
+    def chunk_meta(self, session: int, chunk: int) -> dict | None:
+        return self.parts.chunk_meta(session, chunk)
+
+    # --- writing by index -------------------------------------------------------------------
+    def write_chunk(self, session: int, chunk: int, rows: FrameRows, *, key: str = "", no_face=()) -> None:
+        self.parts.write_chunk(session, chunk, key, rows, no_face)
+
+    def write_session(self, index: int, subject: str, session: str, *, chunks: list[str], rows: int,
+                      label_file: str = "", label_sha256: str = "", anomalies: list[Anomaly] = ()) -> None:
+        """Mark session `index` whole: its chunks (by key) are all written."""
+        marker = {"subject": subject, "session": session, "chunks": list(chunks), "rows": int(rows),
+                  "label_file": label_file, "label_sha256": label_sha256, "anomalies": anomaly_lists(anomalies)}
+        self.parts.write_session(index, marker)
+        if index < len(self._done):
+            self._done[index] = marker
+        elif index == len(self._done):
+            self._done.append(marker)
+        else:
+            raise StoreError(f"{self.partial}: session {index} written before session {len(self._done)}")
+
+    # --- writing the next session -----------------------------------------------------------
     def begin_session(self, subject: str, session: str, label_file: str = "", label_sha256: str = "") -> None:
         if self._current is not None:
-            raise StoreError(f"{self.partial}: session {self._current[:2]} was not ended")
-        self._current = (subject, session, label_file, label_sha256)
-        self._digest = hashlib.sha256()
-        self._start = self.rows
-        self._anomalies: list[Anomaly] = []
+            raise StoreError(f"{self.partial}: session {self._current['subject']} was not ended")
+        self._current = {"subject": subject, "session": session, "label_file": label_file,
+                         "label_sha256": label_sha256, "chunks": 0, "rows": 0}
 
     def append(self, rows: FrameRows) -> None:
         """Append frames of the current session (a session may come in several parts)."""
-        if self._current is None:
+        c = self._current
+        if c is None:
             raise StoreError(f"{self.partial}: append() outside begin_session()/end_session()")
-        n, start = len(rows), self.rows
-        stop = start + n
-        f = self.f
-        subject, session = self._current[:2]
-        columns = {"labels": rows.labels, "landmarks": rows.landmarks, "matrix": rows.matrix,
-                   "face": rows.face, "landmark_origin": rows.landmark_origin, "frame": rows.frame,
-                   "subject": [subject] * n, "session": [session] * n, "split": rows.split}
-        if self.settings.with_intensities:
-            columns["intensities"] = rows.intensities
-        for name, values in columns.items():
-            ds = f[name]
-            ds.resize(stop, axis=0)
-            ds[start:stop] = np.asarray(values, dtype=object) if ds.dtype.kind == "O" else values
-        images = f["images"]
-        images.resize(stop, axis=0)
-        if self.settings.image_encoding == "jpeg":
-            block = np.empty(n, dtype=object)
-            for i, row in enumerate(rows.images):  # one by one: numpy would stack equal-length rows
-                block[i] = row
-            # write_direct: slice assignment makes equal-length rows one 2-D array h5py refuses
-            images.write_direct(block, np.s_[:], np.s_[start:stop])
-        else:
-            images[start:stop] = np.stack(rows.images)
-        for row in rows.images:
-            b = np.ascontiguousarray(row, dtype=np.uint8).tobytes()
-            self._digest.update(len(b).to_bytes(8, "little"))
-            self._digest.update(b)
-        self._anomalies.extend(rows.anomalies)
+        self.write_chunk(len(self._done), c["chunks"], rows)
+        c["chunks"] += 1
+        c["rows"] += len(rows)
 
     def end_session(self, anomalies: list[Anomaly] = ()) -> None:
-        """Record the current session as whole (rows, anomalies, then its `sessions` row) and flush.
+        """Record the current session as whole, with `anomalies` after those of its rows."""
+        c, self._current = self._current, None
+        self.write_session(len(self._done), c["subject"], c["session"], chunks=[""] * c["chunks"], rows=c["rows"],
+                           label_file=c["label_file"], label_sha256=c["label_sha256"], anomalies=anomalies)
 
-        `anomalies` are added to those that came with the appended rows."""
-        subject, session, label_file, label_sha = self._current
-        self._anomalies.extend(anomalies)
-        a = self.f["anomalies"]
-        a_stop = len(a) + len(self._anomalies)
-        if self._anomalies:
-            a.resize(a_stop, axis=0)
-            a[a_stop - len(self._anomalies):] = anomaly_rows(self._anomalies)
-        s = self.f["sessions"]
-        s.resize(len(s) + 1, axis=0)
-        s[-1] = (subject, session, self._start, self.rows, self._digest.hexdigest().encode(),
-                 label_file, label_sha.encode(), a_stop)
-        self.f.flush()
-        self._current = None
-
-    def finish(self, *, source: dict, anomalies: list[Anomaly] = ()) -> Path:
-        """Add the reader's anomalies and provenance, mark complete, rename to the final path."""
+    def finish(self, *, source: dict, anomalies: list[Anomaly] = (), sessions: int | None = None,
+               synthetic: dict | None = None) -> Path:
+        """Assemble the first `sessions` whole sessions (default all) with the reader's
+        `anomalies` and provenance into the final file, rename it into place, drop the parts."""
         if self._current is not None:
-            raise StoreError(f"{self.partial}: session {self._current[:2]} was not ended")
-        f = self.f
-        if anomalies:
-            a = f["anomalies"]
-            n = len(a)
-            a.resize(n + len(anomalies), axis=0)
-            a[n:] = anomaly_rows(anomalies)
-        f.attrs["source"] = json.dumps(source, sort_keys=True, default=str)
-        f.attrs["austack_version"] = __version__
-        f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        f.attrs["complete"] = True  # last: a file without it is never taken for a finished store
-        f.close()
-        os.replace(self.partial, self.path)
+            raise StoreError(f"{self.partial}: session {self._current['subject']} was not ended")
+        markers = self._done if sessions is None else self._done[:sessions]
+        target = self.partial / STORE_FILE
+        try:
+            assemble(self.parts, markers, target, root_attrs(source, synthetic), anomalies)
+            os.replace(target, self.path)
+        except OSError as e:
+            target.unlink(missing_ok=True)
+            raise write_error(self.path, e) from None
+        self.parts.remove()
         return self.path
 
     def close(self) -> None:
-        """Close without finishing: the partial file stays, resumable."""
-        if getattr(self, "f", None) is not None and self.f.id.valid:
-            self.f.close()
+        """Stop without finishing: the partial folder stays, resumable."""
 
     def __enter__(self) -> "StoreWriter":
         return self
@@ -221,8 +163,18 @@ class StoreWriter:
         self.close()
 
 
-def anomaly_rows(anomalies) -> np.ndarray:
-    out = np.empty(len(anomalies), dtype=ANOMALY_DTYPE)
-    for i, a in enumerate(anomalies):
-        out[i] = (a.kind, a.path, a.detail, a.count)
-    return out
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(path.parent, e) from None
+
+
+def _remove(partial: Path) -> None:
+    """Drop a partial folder, or an older austack's partial file."""
+    import shutil
+
+    if partial.is_dir():
+        shutil.rmtree(partial)
+    else:
+        partial.unlink()

@@ -1,0 +1,82 @@
+"""Running jobs on any `concurrent.futures.Executor`, in order, with a bounded window.
+
+`Executor.map` submits every item at once, so its memory grows with the input; `ordered_map`
+keeps at most `window` jobs in flight and yields results in input order. `local_executor`
+gives the default: in-process for one worker, else a process pool whose workers die with
+their parent (Linux `PR_SET_PDEATHSIG`, plus a watchdog thread that polls the parent's pid).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Callable, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+PR_SET_PDEATHSIG = 1
+WATCH_SECONDS = 0.5
+
+
+class InlineExecutor(Executor):
+    """Runs each job in the calling thread at `submit` (one worker, no processes)."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as e:  # KeyboardInterrupt and SystemExit propagate at once
+            future.set_exception(e)
+        return future
+
+
+def ordered_map(executor: Executor, fn: Callable[[T], R], items: Iterable[tuple[object, T | None]],
+                window: int) -> Iterator[tuple[object, R | None]]:
+    """(tag, fn(job)) for each (tag, job) of `items`, in order; a None job yields (tag, None)
+    without running. At most `window` jobs are submitted and not yet yielded."""
+    pending: deque = deque()
+    for tag, job in items:
+        pending.append((tag, None if job is None else executor.submit(fn, job)))
+        while len(pending) > window or (pending and pending[0][1] is None):
+            t, fut = pending.popleft()
+            yield t, None if fut is None else fut.result()
+    while pending:
+        t, fut = pending.popleft()
+        yield t, None if fut is None else fut.result()
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(WATCH_SECONDS)
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        if os.getppid() == 1:   # re-parented to init: the parent is gone
+            os._exit(1)
+
+
+def die_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker when `parent` ends, however it ends; leave Ctrl-C to
+    the parent (it stops the run), and let SIGTERM end the worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog below still applies
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watchdog").start()
+
+
+def local_executor(workers: int) -> Executor:
+    """In-process for one worker, else a pool of `workers` processes that die with this one."""
+    if workers <= 1:
+        return InlineExecutor()
+    return ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),))

@@ -1,0 +1,109 @@
+"""The unit of prepare's work: one chunk of one session, decoded, aligned and encoded.
+
+A `Job` holds everything a worker needs and a `ChunkResult` everything the writer needs; both
+pickle, and `process_chunk` reads no globals, so any `concurrent.futures.Executor` (a local
+process pool, or a cluster's) can run it. The landmark tracker restarts at each chunk, so a
+chunk's result depends on that chunk's inputs only: `job_key` names them, and a resumed run
+keeps a written chunk exactly when its key is unchanged.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .align import BORDER, align_frame
+from .datasets.base import Anomaly, FrameRecord
+from .store import ORIGIN, FrameRows, encode_image
+
+KEY_VERSION = 1  # bump when process_chunk would write other bytes for the same job
+
+
+@dataclass(frozen=True)
+class Job:
+    """One chunk of one session, everything a worker needs (picklable)."""
+
+    frames: list[FrameRecord]
+    landmarks: str
+    size: int
+    box_enlarge: float
+    encoding: str
+    quality: int
+    with_intensities: bool
+    n_au: int
+    detect_max_side: int = 640
+
+
+@dataclass
+class ChunkResult:
+    rows: FrameRows
+    no_face: list[int]          # frame numbers kept with face=0
+    seconds: float
+
+
+def _landmarks_for(fr: FrameRecord, job: Job, tracker):
+    """(what `align_frame` gets, the tracker): shipped points, the tracker, or None."""
+    from .landmarks import LandmarkTracker
+
+    shipped = fr.landmarks is not None and np.isfinite(fr.landmarks).all()
+    if shipped and job.landmarks != "dlib":
+        return fr.landmarks, tracker
+    if job.landmarks == "shipped":
+        return None, tracker
+    tracker = tracker or LandmarkTracker(detect_max_side=job.detect_max_side)
+    return tracker, tracker
+
+
+def process_chunk(job: Job) -> ChunkResult:
+    """Decode, landmark, align and encode one chunk (runs in a worker process)."""
+    from .datasets.pixels import iter_frames
+
+    t0 = time.perf_counter()
+    n, tracker = len(job.frames), None
+    grey = np.full((job.size, job.size, 3), BORDER, np.uint8)
+    images, no_face, anomalies = [], [], []
+    points = np.full((n, 49, 2), np.nan, np.float32)
+    matrix = np.full((n, 2, 3), np.nan, np.float32)
+    face, origin = np.zeros(n, np.uint8), np.zeros(n, np.uint8)
+    for i, (fr, pixels) in enumerate(zip(job.frames, iter_frames([f.source for f in job.frames]))):
+        if isinstance(pixels, Exception):  # kept with face=0, reported as unreadable (not no_face)
+            anomalies.append(Anomaly("unreadable", fr.source.describe(),
+                                     f"{pixels}; frame {fr.frame} kept with face=0", 1))
+            images.append(encode_image(grey, job.encoding, job.quality))
+            continue
+        source, tracker = _landmarks_for(fr, job, tracker)
+        a = align_frame(pixels, source, job.size, job.box_enlarge)
+        if a.face:
+            points[i], matrix[i], face[i], origin[i] = a.points, a.matrix, 1, ORIGIN[a.origin]
+        else:
+            no_face.append(fr.frame)
+        images.append(encode_image(a.image, job.encoding, job.quality))
+    return ChunkResult(_rows(job, images, points, matrix, face, origin, anomalies), no_face,
+                       time.perf_counter() - t0)
+
+
+def _rows(job: Job, images, points, matrix, face, origin, anomalies) -> FrameRows:
+    n, frames = len(job.frames), job.frames
+    intensities = (np.stack([f.intensities for f in frames]).astype(np.int8) if job.with_intensities else None)
+    return FrameRows(images=images, labels=np.stack([f.labels for f in frames]).astype(np.int8).reshape(n, job.n_au),
+                     landmarks=points, matrix=matrix, face=face, landmark_origin=origin,
+                     frame=np.array([f.frame for f in frames], np.int32), split=[f.split or "" for f in frames],
+                     intensities=intensities, anomalies=anomalies)
+
+
+def job_key(job: Job) -> str:
+    """sha256 of everything a chunk's bytes depend on but the pixel files' content."""
+    h = hashlib.sha256()
+    settings = [KEY_VERSION, job.landmarks, job.size, job.box_enlarge, job.encoding, job.quality,
+                job.with_intensities, job.n_au, job.detect_max_side]
+    h.update(json.dumps(settings).encode())
+    for f in job.frames:
+        s = f.source
+        h.update(json.dumps([f.subject, f.session, int(f.frame), s.kind, s.path, s.member, s.index,
+                             f.split]).encode())
+        for a in (f.labels, f.intensities, f.landmarks):
+            h.update(b"-" if a is None else np.ascontiguousarray(a, dtype="<f8").tobytes() + b"|")
+    return h.hexdigest()

@@ -1,0 +1,117 @@
+"""The finished store, written in one pass from the durable parts (`_parts`).
+
+The HDF5 file is built under `OUT.h5.partial/` and renamed over `OUT.h5` only when whole, so
+a kill during this step loses nothing but the step. The same parts always give the same
+bytes: nothing in the file depends on the time, the worker count or how often the run was
+resumed.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import StoreError
+from ._digest import ColumnHasher, digest_columns, store_identity_of
+from ._parts import PartDir, anomalies_of
+from ._schema import (ANOMALY_DTYPE, DIGESTS, JPEG_CHUNK_ROWS, META_CHUNK_ROWS, SCHEMA_VERSION, SESSION_DTYPE,
+                      StoreSettings, frame_columns)
+
+
+def _create(f: h5py.File, s: StoreSettings) -> None:
+    if s.image_encoding == "jpeg":
+        f.create_dataset("images", (0,), maxshape=(None,), dtype=h5py.vlen_dtype(np.uint8),
+                         chunks=(JPEG_CHUNK_ROWS,))
+    else:
+        f.create_dataset("images", (0, s.size, s.size, 3), maxshape=(None, s.size, s.size, 3),
+                         dtype=np.uint8, chunks=(1, s.size, s.size, 3))
+    for name, (dtype, shape) in frame_columns(len(s.aus), s.with_intensities).items():
+        f.create_dataset(name, (0, *shape), maxshape=(None, *shape), dtype=dtype, chunks=(META_CHUNK_ROWS, *shape))
+
+
+def _image_rows(part: dict, s: StoreSettings) -> list[np.ndarray]:
+    blob, offsets = part["images"], part["offsets"]
+    rows = [blob[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    return rows if s.image_encoding == "jpeg" else [r.reshape(s.size, s.size, 3) for r in rows]
+
+
+def _append(f: h5py.File, s: StoreSettings, part: dict, subject: str, session: str, hasher: ColumnHasher) -> int:
+    """Append one chunk's rows to every column; returns the number of rows."""
+    images = _image_rows(part, s)
+    n = len(images)
+    start, stop = len(f["images"]), len(f["images"]) + n
+    columns = {name: part[name] for name in frame_columns(len(s.aus), s.with_intensities)
+               if name not in ("subject", "session", "split")}
+    columns.update(subject=[subject] * n, session=[session] * n, split=part["split"].tolist())
+    for name, values in columns.items():
+        ds = f[name]
+        values = np.asarray(values, dtype=object) if ds.dtype.kind == "O" else np.asarray(values, ds.dtype)
+        ds.resize(stop, axis=0)
+        ds[start:stop] = values
+        hasher.update(name, values)  # as stored, so that `verify` recomputes the same digest
+    ds = f["images"]
+    ds.resize(stop, axis=0)
+    if s.image_encoding == "jpeg":
+        block = np.empty(n, dtype=object)
+        for i, row in enumerate(images):  # one by one: numpy would stack equal-length rows into 2-D
+            block[i] = row
+        if n:
+            ds.write_direct(block, np.s_[:], np.s_[start:stop])
+    elif n:
+        ds[start:stop] = np.stack(images)
+    hasher.update("images", images)
+    return n
+
+
+def _session(f, s: StoreSettings, parts: PartDir, index: int, marker: dict, anomalies: list) -> tuple:
+    """Append one session's chunks; returns its `sessions` row and its column digests."""
+    start = len(f["images"])
+    hasher = ColumnHasher(digest_columns(s.with_intensities))
+    for k, key in enumerate(marker["chunks"]):
+        part = parts.read_chunk(index, k)
+        meta = json.loads(str(part["meta"]))
+        if meta["key"] != key:
+            parts.chunk_path(index, k).unlink(missing_ok=True)
+            raise StoreError(f"{parts.chunk_path(index, k)} belongs to another run; it was removed: rerun "
+                             "`austack prepare` with --resume", path=parts.chunk_path(index, k))
+        _append(f, s, part, marker["subject"], marker["session"], hasher)
+        anomalies += anomalies_of(meta["anomalies"])
+    anomalies += anomalies_of(marker["anomalies"])
+    digests = hasher.hexdigests()
+    row = (marker["subject"], marker["session"], start, len(f["images"]), digests[0].encode(),
+           marker["label_file"], marker["label_sha256"].encode(), len(anomalies))
+    return row, digests
+
+
+def _table(f: h5py.File, name: str, dtype, rows: list) -> None:
+    data = np.empty(len(rows), dtype=dtype)
+    for i, r in enumerate(rows):
+        data[i] = r
+    f.create_dataset(name, data=data, maxshape=(None,), chunks=(256,))
+
+
+def assemble(parts: PartDir, markers: list[dict], target: Path, attrs: dict, reader_anomalies) -> str:
+    """Write the store at `target` from the parts of `markers` (sessions 0..n-1); returns its
+    identity. `attrs` are the root attributes other than the schema's own."""
+    s = parts.settings
+    anomalies, sessions, digests = [], [], []
+    with h5py.File(target, "w") as f:
+        _create(f, s)
+        for i, marker in enumerate(markers):
+            row, d = _session(f, s, parts, i, marker, anomalies)
+            sessions.append(row)
+            digests.append(d)
+        anomalies += list(reader_anomalies)
+        _table(f, "sessions", SESSION_DTYPE, sessions)
+        _table(f, "anomalies", ANOMALY_DTYPE, [(a.kind, a.path, a.detail, a.count) for a in anomalies])
+        columns = list(digest_columns(s.with_intensities))
+        f.create_dataset(DIGESTS, data=np.array(digests, dtype="S64").reshape(len(digests), len(columns)))
+        f[DIGESTS].attrs["columns"] = json.dumps(columns)
+        identity = store_identity_of(s, [(m["subject"], m["session"]) for m in markers], columns, digests)
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        for k, v in {**s.attrs(), **attrs, "identity": identity}.items():
+            f.attrs[k] = v
+        f.attrs["complete"] = True  # last: a file without it is never taken for a finished store
+    return identity

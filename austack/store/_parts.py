@@ -1,0 +1,182 @@
+"""The durable half of a store being written: `OUT.h5.partial/`, one file per finished piece.
+
+Each chunk of rows is one `.npz` file and each finished session one `.json` marker, every file
+written whole or not at all (`austack.fileio`: temporary file, fsync, rename). A run killed at
+any instant therefore leaves only whole files plus, at worst, a stray temporary one, and what
+is on disk is exactly what a resume keeps. No HDF5 file is ever appended to in place: the
+store is assembled from these pieces in one pass at the end (`_assemble`).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..datasets.base import Anomaly
+from ..errors import StoreError, StoreMismatchError
+from ..fileio import atomic_open, atomic_write_text
+from ._schema import SCHEMA_VERSION, StoreSettings
+
+FORMAT = "austack-store-parts"
+FORMAT_VERSION = 1
+SETTINGS_FILE = "settings.json"
+COLUMNS = ("labels", "landmarks", "matrix", "face", "landmark_origin", "frame", "intensities")
+
+
+def write_error(path: Path, e: OSError) -> StoreError:
+    """One line for a failed write that names the path and the fix."""
+    if e.errno == errno.ENOSPC:
+        fix = "free some space there, then rerun `austack prepare` with --resume"
+        what = "no space left on the device"
+    elif e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = "choose a writable OUT folder or fix its permissions"
+        what = "the folder is not writable"
+    else:
+        fix = "fix the cause, then rerun `austack prepare` with --resume"
+        what = e.strerror or str(e)
+    return StoreError(f"cannot write {path}: {what}; {fix}", path=path)
+
+
+def settings_json(settings: StoreSettings) -> dict:
+    d = asdict(settings)
+    d.pop("size")
+    d["aus"] = list(d["aus"])
+    return d
+
+
+class PartDir:
+    """The folder of chunk parts and session markers of one store being written."""
+
+    def __init__(self, folder: Path, settings: StoreSettings):
+        self.folder, self.settings = folder, settings
+
+    # --- opening ----------------------------------------------------------------------
+    def create(self) -> None:
+        try:
+            self.folder.mkdir(parents=True)
+            atomic_write_text(self.folder / SETTINGS_FILE, json.dumps(
+                {"format": FORMAT, "version": FORMAT_VERSION, "schema_version": SCHEMA_VERSION,
+                 "settings": settings_json(self.settings)}, sort_keys=True))
+        except OSError as e:
+            if self.folder.is_dir():
+                shutil.rmtree(self.folder, ignore_errors=True)
+            raise write_error(self.folder, e) from None
+
+    def open_existing(self) -> None:
+        """Check the folder is ours and made with the same settings; drop stray temporaries."""
+        where = self.folder
+        if not where.is_dir():
+            raise StoreError(f"{where} is a partial file of an older austack, which cannot be resumed "
+                             "safely; rerun with --force to start over", path=where)
+        try:
+            head = json.loads((where / SETTINGS_FILE).read_text())
+            old = StoreSettings(**head["settings"])
+            ok = head["format"] == FORMAT and head["version"] == FORMAT_VERSION
+        except (OSError, ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            raise StoreError(f"{where} is not a partial store this austack can resume (its {SETTINGS_FILE} "
+                             "is missing or unreadable); rerun with --force to start over", path=where)
+        diffs = old.differences(self.settings)
+        if diffs:
+            raise StoreMismatchError(f"cannot resume {where} with other settings ({'; '.join(diffs)}); rerun "
+                                     "with the original settings, or with --force to start over", path=where)
+        for tmp in where.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    # --- chunks -------------------------------------------------------------------------
+    def chunk_path(self, session: int, chunk: int) -> Path:
+        return self.folder / f"s{session:06d}-c{chunk:05d}.npz"
+
+    def write_chunk(self, session: int, chunk: int, key: str, rows, no_face: list[int] = ()) -> None:
+        arrays = chunk_arrays(rows)
+        meta = {"key": key, "no_face": [int(x) for x in no_face],
+                "anomalies": anomaly_lists(rows.anomalies)}
+        arrays["meta"] = np.array(json.dumps(meta))
+        path = self.chunk_path(session, chunk)
+        try:
+            with atomic_open(path, "wb") as f:
+                np.savez(f, **arrays)
+        except OSError as e:
+            raise write_error(path, e) from None
+
+    def chunk_meta(self, session: int, chunk: int) -> dict | None:
+        """The chunk's key, no-face frames and anomalies; None if absent or unreadable."""
+        try:
+            with np.load(self.chunk_path(session, chunk), allow_pickle=False) as z:
+                return json.loads(str(z["meta"]))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+            return None
+
+    def read_chunk(self, session: int, chunk: int) -> dict:
+        """The chunk's arrays; a damaged part is removed and reported, so a resume redoes it."""
+        path = self.chunk_path(session, chunk)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+            path.unlink(missing_ok=True)
+            raise StoreError(f"{path} is damaged ({e}); it was removed: rerun `austack prepare` with --resume "
+                             "to compute it again", path=path) from None
+
+    # --- sessions -----------------------------------------------------------------------
+    def marker_path(self, session: int) -> Path:
+        return self.folder / f"s{session:06d}.json"
+
+    def write_session(self, session: int, marker: dict) -> None:
+        path = self.marker_path(session)
+        try:
+            atomic_write_text(path, json.dumps(marker, sort_keys=True))
+        except OSError as e:
+            raise write_error(path, e) from None
+
+    def session(self, session: int) -> dict | None:
+        try:
+            return json.loads(self.marker_path(session).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def done(self) -> list[dict]:
+        """Markers of the finished sessions 0, 1, ... up to the first missing one; markers
+        after a gap are stale (an older run's) and removed."""
+        out = []
+        while (m := self.session(len(out))) is not None:
+            out.append(m)
+        for stale in self.folder.glob("s??????.json"):
+            if int(stale.stem[1:]) >= len(out):
+                stale.unlink(missing_ok=True)
+        return out
+
+
+def chunk_arrays(rows) -> dict[str, np.ndarray]:
+    """A `FrameRows` as plain arrays (no pickles): images as one byte blob plus offsets."""
+    images = [np.ascontiguousarray(r, dtype=np.uint8).reshape(-1) for r in rows.images]
+    lengths = np.array([len(r) for r in images], np.int64)
+    out = {"images": np.concatenate(images) if images else np.zeros(0, np.uint8),
+           "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+           "split": np.array(list(rows.split), dtype=str) if len(rows.split) else np.zeros(0, "<U1")}
+    for name in COLUMNS:
+        value = getattr(rows, name)
+        if value is not None:
+            out[name] = np.asarray(value)
+    return out
+
+
+def anomaly_lists(anomalies) -> list[list]:
+    return [[a.kind, a.path, a.detail, int(a.count)] for a in anomalies]
+
+
+def anomalies_of(items) -> list[Anomaly]:
+    return [Anomaly(str(k), str(p), str(d), int(c)) for k, p, d, c in items]
+
+
+__all__ = ["PartDir", "write_error", "chunk_arrays", "anomalies_of", "anomaly_lists"]
