@@ -97,16 +97,16 @@ class DisfaReader(Reader):
     # --- reading --------------------------------------------------------------------------
     def _read_session(self, ref: SessionRef, anomalies: AnomalyReport) -> SessionRecord:
         label_dir = Path(ref.label_file)
-        frames, raw, valid = self._read_labels(label_dir, ref.subject, anomalies)   # (T,), (T, n_au) x2
+        frames, raw, valid, present = self._read_labels(label_dir, ref.subject, anomalies)
         labels, bad = self.label_protocol.label.encode(raw)
-        bad &= valid
-        unknown = bad | ~valid
+        bad = (bad | ~valid) & present       # absent cells are reported by _read_labels
+        unknown = bad | ~present
         labels[unknown] = -1
         intensity = np.where(unknown, -1, raw).astype(np.int8)
         odd = int(bad.sum())
         if odd:
-            anomalies.add("unknown_code", label_dir, f"{odd} intensities outside 0-5 in {ref.subject}'s "
-                          f"label files, stored as unknown (-1)", odd)
+            anomalies.add("unknown_code", label_dir, f"{odd} intensities that are not an integer 0-5 in "
+                          f"{ref.subject}'s label files, stored as unknown (-1)", odd)
         n = len(frames)
         video = self.videos.get(ref.subject)
         if video is None:
@@ -133,8 +133,8 @@ class DisfaReader(Reader):
         return SessionRecord(ref.subject, ref.session, records, landmark_scheme=scheme)
 
     def _read_labels(self, folder: Path, subject: str, anomalies: AnomalyReport):
-        """Frame numbers (T,) and raw intensities (T, n_au) in protocol order, with the mask of
-        cells that hold an integer (False also where an AU file lacks the frame)."""
+        """Frame numbers (T,), raw intensities (T, n_au) in protocol order, the mask of cells
+        that hold an integer, and the mask of cells whose AU file has the frame at all."""
         files: dict[int, Path] = {}
         for p in sorted(folder.iterdir()):
             m = LABEL_FILE_RE.fullmatch(p.name)
@@ -149,6 +149,7 @@ class DisfaReader(Reader):
         frames = np.array(sorted(set().union(*(c.keys() for c in columns.values()))), dtype=np.int64)
         raw = np.zeros((len(frames), len(aus)), np.int64)
         valid = np.zeros_like(raw, dtype=bool)
+        present = np.zeros_like(raw, dtype=bool)
         lacking = {}
         for j, au in enumerate(aus):
             column = columns[au]
@@ -156,6 +157,7 @@ class DisfaReader(Reader):
                 value = column.get(f)
                 if value is not None:
                     raw[i, j], valid[i, j] = value
+                    present[i, j] = True
             absent = [f for f in frames.tolist() if f not in column]
             if absent:
                 lacking[au] = absent
@@ -163,7 +165,7 @@ class DisfaReader(Reader):
             anomalies.add("count_mismatch", folder, f"{subject}'s AU files disagree: "
                           + "; ".join(f"AU{a} lacks frame(s) {_span(fs)}" for a, fs in lacking.items())
                           + "; stored as unknown (-1)", sum(map(len, lacking.values())))
-        return frames, raw, valid
+        return frames, raw, valid, present
 
     def _read_landmarks(self, subject: str, frames: list[int], anomalies: AnomalyReport):
         n = len(frames)
