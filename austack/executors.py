@@ -39,14 +39,19 @@ def ordered_map(executor: Executor, fn: Callable[[T], R], items: Iterable[tuple[
     """(tag, fn(job)) for each (tag, job) of `items`, in order; a None job yields (tag, None)
     without running. At most `window` jobs are submitted and not yet yielded."""
     pending: deque = deque()
-    for tag, job in items:
-        pending.append((tag, None if job is None else executor.submit(fn, job)))
-        while len(pending) > window or (pending and pending[0][1] is None):
+    try:
+        for tag, job in items:
+            pending.append((tag, None if job is None else executor.submit(fn, job)))
+            while len(pending) > window or (pending and pending[0][1] is None):
+                t, fut = pending.popleft()
+                yield t, None if fut is None else fut.result()
+        while pending:
             t, fut = pending.popleft()
             yield t, None if fut is None else fut.result()
-    while pending:
-        t, fut = pending.popleft()
-        yield t, None if fut is None else fut.result()
+    finally:  # stopped early (an error, Ctrl-C): drop what has not started
+        for _, fut in pending:
+            if fut is not None:
+                fut.cancel()
 
 
 def _watch_parent(parent: int) -> None:

@@ -152,10 +152,8 @@ def _steps(plan: Plan, writer: StoreWriter, job: Callable[[list], Job], chunk_fr
         frames = plan.reader.read_session(ref, throwaway).frames
         jobs = [job(frames[a:a + chunk_frames]) for a in range(0, len(frames), chunk_frames)]
         keys = tuple(job_key(j) for j in jobs)
-        marker = writer.session_marker(i)
         end = SessionEnd(ref, keys, len(frames), _where(frames))
-        if marker and (marker["subject"], marker["session"], tuple(marker["chunks"])) == (ref.subject, ref.session,
-                                                                                           keys):
+        if _session_kept(writer, i, ref, keys):
             yield Step(i, 0, None, len(frames), end=SessionEnd(ref, keys, len(frames), end.where, True)), None
             continue
         if not jobs:
@@ -164,6 +162,16 @@ def _steps(plan: Plan, writer: StoreWriter, job: Callable[[list], Job], chunk_fr
             meta = writer.chunk_meta(i, k)
             kept = meta if meta is not None and meta["key"] == key else None
             yield Step(i, k, key, len(jb.frames), kept, end if k == len(jobs) - 1 else None), None if kept else jb
+
+
+def _session_kept(writer: StoreWriter, i: int, ref: SessionRef, keys: tuple[str, ...]) -> bool:
+    """Whether session `i` is saved whole, for these inputs, with every chunk file readable."""
+    marker = writer.session_marker(i)
+    if not marker or (marker["subject"], marker["session"], tuple(marker["chunks"])) != (ref.subject, ref.session,
+                                                                                         keys):
+        return False
+    metas = (writer.chunk_meta(i, k) for k in range(len(keys)))
+    return all(m is not None and m["key"] == key for m, key in zip(metas, keys))
 
 
 class _Writer:

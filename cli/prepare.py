@@ -1,6 +1,8 @@
 """`austack prepare DATASET RAW_DIR OUT.h5`: align a raw distribution into one HDF5 store."""
 from __future__ import annotations
 
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -11,6 +13,24 @@ from austack.progress import make_progress
 from austack.store import ENCODINGS
 
 from ._store_tables import anomaly_table
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a scheduler's or `kill`'s stop) stops the run like Ctrl-C: the chunks saved
+    so far stay, resumable."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @click.command()
@@ -40,9 +60,10 @@ def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, 
             bar.update(task, completed=done, total=total, detail=subject)
 
         try:
-            report = prepare(dataset, raw_dir, out, workers=workers, landmarks=landmarks, size=size,
-                             box_enlarge=box_enlarge, store=encoding, resume=resume, force=force,
-                             progress=progress)
+            with _sigterm_as_interrupt():
+                report = prepare(dataset, raw_dir, out, workers=workers, landmarks=landmarks, size=size,
+                                 box_enlarge=box_enlarge, store=encoding, resume=resume, force=force,
+                                 progress=progress)
         except KeyboardInterrupt:
             bar.stop()
             raise click.ClickException(f"interrupted; rerun with --resume to continue {out}.partial") from None

@@ -105,7 +105,7 @@ class PartDir:
         path = self.chunk_path(session, chunk)
         try:
             with atomic_open(path, "wb") as f:
-                np.savez(f, **arrays)
+                _save_npz(f, arrays)
         except OSError as e:
             raise write_error(path, e) from None
 
@@ -155,6 +155,10 @@ class PartDir:
             if int(stale.stem[1:]) >= len(out):
                 stale.unlink(missing_ok=True)
         return out
+
+
+def _save_npz(f, arrays: dict) -> None:
+    np.savez(f, **arrays)   # uncompressed: JPEG bytes do not shrink, and raw faces barely
 
 
 def chunk_arrays(rows) -> dict[str, np.ndarray]:
