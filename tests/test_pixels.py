@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from austack.datasets.base import PixelSource
-from austack.datasets.pixels import iter_frames, video_frame_count
+from austack.datasets.pixels import FrameError, group_frame_errors, iter_frames, video_frame_count
 from austack.errors import ConfigError, RawDataError
 from austack.synth.layouts.disfa import write_video
 
@@ -54,10 +54,16 @@ def test_truncated_video_yields_errors_naming_file_and_frame(video, tmp_path):
     assert counts.container == T and 0 < counts.decodable < T
     out = list(iter_frames([PixelSource("video", str(cut), index=i) for i in range(T)]))
     errors = [(i, e) for i, e in enumerate(out) if isinstance(e, Exception)]
-    assert len(errors) == T - counts.decodable and all(isinstance(e, RawDataError) for _, e in errors)
+    # The last packet is cut: FFmpeg still "grabs" it but says so, and it decodes partly grey.
+    flagged = [i for i, e in errors if "FFmpeg:" in str(e)]
+    assert flagged == [counts.decodable - 1]
+    assert len(errors) == T - counts.decodable + len(flagged)
+    assert all(isinstance(e, FrameError) and e.source.index == i for i, e in errors)
     i, e = errors[-1]
     assert str(cut) in str(e) and f"frame {i}" in str(e) and e.path == str(cut)
-    assert [level(f) for f in out[: counts.decodable]] == list(range(counts.decodable))
+    assert f"after {counts.decodable} decodable frames of the {T} its header claims" in str(e)
+    good = counts.decodable - len(flagged)
+    assert [level(f) for f in out[:good]] == list(range(good))
 
 
 def test_video_frame_count(video, tmp_path):
@@ -123,3 +129,56 @@ def test_reduce_applies_to_video_frames_too(video):
 def test_bad_reduce_is_a_config_error(video):
     with pytest.raises(ConfigError, match="reduce must be one of"):
         list(iter_frames([PixelSource("video", str(video), index=0)], reduce=3))
+
+
+def corrupt_frame(video, k: int, tmp_path):
+    """A copy of `video` whose k-th frame has 100 bytes of its JPEG scan overwritten."""
+    data = bytearray(video.read_bytes())
+    chunk = [i for i in range(len(data)) if data[i:i + 4] == b"00dc"][1:][k]   # [0] is in the header
+    scan = data.index(b"\xff\xda", chunk) + 20
+    data[scan:scan + 100] = bytes(0xFF if j % 3 else 0 for j in range(100))
+    path = tmp_path / "middle.avi"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_damaged_middle_frame_is_flagged_and_ffmpeg_stays_off_the_terminal(video, tmp_path, capfd):
+    bad = corrupt_frame(video, 3, tmp_path)
+    out = list(iter_frames([PixelSource("video", str(bad), index=i) for i in range(T)]))
+    failed = [(i, e) for i, e in enumerate(out) if isinstance(e, Exception)]
+    assert [i for i, _ in failed] == [3]
+    assert "FFmpeg:" in str(failed[0][1]) and str(bad) in str(failed[0][1])
+    assert [level(f) for i, f in enumerate(out) if i != 3] == [0, 1, 2, 4, 5, 6, 7]
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(video.read_bytes()[: len(video.read_bytes()) * 6 // 10])
+    list(iter_frames([PixelSource("video", str(cut), index=i) for i in range(T)]))
+    video_frame_count(cut, decodable=True)
+    assert capfd.readouterr().err == ""            # FFmpeg's messages went into the errors
+
+
+def test_failures_are_grouped_per_video_and_cause(video, tmp_path, images):
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(video.read_bytes()[: len(video.read_bytes()) * 6 // 10])
+    sources = [PixelSource("video", str(cut), index=i) for i in range(T)]
+    _, corrupt, _ = images
+    sources.append(PixelSource("image", str(corrupt)))
+    failed = [(100 + i, e) for i, e in enumerate(iter_frames(sources)) if isinstance(e, Exception)]
+    anomalies = group_frame_errors(failed)
+    videos = [a for a in anomalies if a.path == str(cut)]
+    assert sum(a.count for a in videos) == len(failed) - 1 and len(videos) == 2   # cut packet, then the end
+    ends = next(a for a in videos if "video ends" in a.detail)
+    assert ends.kind == "unreadable" and ends.count > 1 and "kept with face=0" in ends.detail
+    [single] = [a for a in anomalies if a.path != str(cut)]
+    assert single.path == str(corrupt) and single.count == 1 and f"frame {100 + T}" in single.detail
+
+
+def test_zero_byte_image_and_zip_member_are_unreadable_frames(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    archive = tmp_path / "F001.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("F001/T1/0001.jpg", b"")
+    out = list(iter_frames([PixelSource("image", str(empty)),
+                            PixelSource("zip", str(archive), member="F001/T1/0001.jpg")], reduce=2))
+    assert all(isinstance(e, FrameError) and "0 bytes" in str(e) for e in out)
+    assert out[0].path == str(empty) and out[1].path == str(archive)

@@ -6,21 +6,30 @@ not asked for are `grab()`-ed, which skips colour conversion; only the frames as
 `retrieve()`-d), each zip archive is opened once, and JPEGs are decoded at reduced size by
 libjpeg itself when `reduce` > 1.
 
-A frame that cannot be decoded does not stop the stream: its place holds a `RawDataError`
-naming the file and the frame, so the caller can count it and report it.
+A frame that cannot be decoded does not stop the stream: its place holds a `FrameError` (a
+`RawDataError`) naming the file and the frame, so the caller can count it and report it;
+`group_frame_errors` turns a session's failures into one anomaly per file and cause, so a
+damaged video is one line with a count, not one line per frame.
+
+What FFmpeg prints while a video is opened or a frame decoded is captured (fd 2 is pointed at
+a temporary file around those calls) instead of reaching the terminal: a frame during whose
+decode FFmpeg reported something is a `FrameError` carrying the message (such frames decode
+to garbage, e.g. "overread 2"), and a video that ends before its header's frame count says so.
 """
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import cv2
 import numpy as np
 
 from ..errors import ConfigError, RawDataError
-from .base import PixelSource
+from .base import Anomaly, PixelSource
 
 # cv2 flag per reduction factor: libjpeg decodes at 1/2, 1/4 or 1/8 scale directly.
 _IMREAD_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
@@ -34,20 +43,93 @@ class FrameCount(NamedTuple):
     decodable: int | None   # frames that actually decode (None: not counted)
 
 
+class FrameError(RawDataError):
+    """A frame that could not be decoded: `source` says which, `reason` why (the same text for
+    every frame that failed for the same cause, so failures can be grouped)."""
+
+    def __init__(self, message: str, source: PixelSource, reason: str):
+        super().__init__(message, path=source.path)
+        self.source, self.reason = source, reason
+
+
+class _NativeStderr:
+    """Captures what native code writes to fd 2 inside `with` blocks; `take()` returns it.
+
+    Falls back to not capturing when fd 2 cannot be duplicated (a closed stderr)."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()
+        self.saved: int | None = None
+
+    def __enter__(self) -> "_NativeStderr":
+        try:
+            sys.stderr.flush()
+            self.saved = os.dup(2)
+            os.dup2(self.file.fileno(), 2)
+        except (OSError, ValueError):
+            self.saved = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.saved is not None:
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
+            self.saved = None
+
+    def take(self) -> str:
+        self.file.seek(0)
+        text = self.file.read().decode("utf-8", "replace")
+        self.file.seek(0)
+        self.file.truncate()
+        return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+    def close(self) -> None:
+        self.file.close()
+
+
 def video_frame_count(path: str | os.PathLike, decodable: bool = False) -> FrameCount:
     """Frame count of a video: the container's claim, and with `decodable=True` the number of
-    frames that really decode (reads the whole file). Raises `RawDataError` if it cannot be opened."""
-    cap = _open_video(str(path))
+    frames that really decode (reads the whole file). Raises `RawDataError` if it cannot be opened.
+    FFmpeg's messages are kept off the terminal."""
+    trap = _NativeStderr()
     try:
-        claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        n = None
-        if decodable:
-            n = 0
-            while cap.grab():
-                n += 1
-        return FrameCount(claimed if claimed > 0 else None, n)
+        with trap:
+            cap = _open_video(str(path))
+        try:
+            claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            n = None
+            if decodable:
+                n = 0
+                with trap:
+                    while cap.grab():
+                        n += 1
+            return FrameCount(claimed if claimed > 0 else None, n)
+        finally:
+            cap.release()
     finally:
-        cap.release()
+        trap.close()
+
+
+def group_frame_errors(failed: Iterable[tuple[int, Exception]]) -> list[Anomaly]:
+    """(frame number, error) pairs of one session -> `unreadable` anomalies: one per video and
+    cause with a count and the frames, one per other file (an image or zip member each)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    singles: list[Anomaly] = []
+    for frame, e in failed:
+        if isinstance(e, FrameError) and e.source.kind == "video":
+            groups.setdefault((e.source.path, e.reason), []).append(frame)
+        else:
+            where = e.source.describe() if isinstance(e, FrameError) else (getattr(e, "path", None) or "?")
+            singles.append(Anomaly("unreadable", where, f"{e}; frame {frame} kept with face=0"))
+    grouped = [Anomaly("unreadable", path, f"{len(frames)} frame(s) could not be decoded ({reason}); frames "
+                       f"{_span(frames)} kept with face=0", len(frames))
+               for (path, reason), frames in groups.items()]
+    return grouped + singles
+
+
+def _span(frames: list[int], shown: int = 10) -> str:
+    text = ", ".join(map(str, frames[:shown]))
+    return text + (f" ... ({len(frames)} in all)" if len(frames) > shown else "")
 
 
 def iter_frames(sources: list[PixelSource], reduce: int = 1) -> Iterator[np.ndarray | Exception]:
@@ -75,24 +157,23 @@ def iter_frames(sources: list[PixelSource], reduce: int = 1) -> Iterator[np.ndar
                         archive.close()
                     archive, archive_error = _open_zip(src.path)
                 if archive_error is not None:
-                    yield RawDataError(f"cannot read {src.describe()}: {archive_error}", path=src.path)
+                    yield _error(src, f"not a readable zip archive: {archive_error}")
                     continue
                 try:
                     data = archive.read(src.member)
-                except (KeyError, OSError, zipfile.BadZipFile) as e:
-                    yield RawDataError(f"cannot read {src.describe()}: {e}", path=src.path)
+                except (KeyError, OSError, zipfile.BadZipFile, EOFError) as e:
+                    yield _error(src, str(e))
                     continue
                 yield _decode(data, reduce, src)
             elif src.kind == "image":
                 try:
                     data = np.fromfile(src.path, dtype=np.uint8).tobytes()
                 except OSError as e:
-                    yield RawDataError(f"cannot read {src.path}: {e}", path=src.path)
+                    yield _error(src, str(e))
                     continue
                 yield _decode(data, reduce, src)
             else:
-                yield RawDataError(f"unknown pixel source kind {src.kind!r} for {src.describe()}",
-                                   path=src.path)
+                yield _error(src, f"unknown pixel source kind {src.kind!r}")
     finally:
         if video is not None:
             video.close()
@@ -100,18 +181,29 @@ def iter_frames(sources: list[PixelSource], reduce: int = 1) -> Iterator[np.ndar
             archive.close()
 
 
+def _error(src: PixelSource, reason: str) -> FrameError:
+    return FrameError(f"cannot read {src.describe()}: {reason}", src, reason)
+
+
 def _decode(data: bytes, reduce: int, src: PixelSource) -> np.ndarray | RawDataError:
+    if not data:   # cv2.imdecode asserts on an empty buffer
+        return FrameError(f"empty image {src.describe()} (0 bytes); re-extract or re-download it", src,
+                          "empty file (0 bytes)")
     # libjpeg fills a cut-off JPEG with grey and only warns; a complete one has an end marker
     # after its last scan (entropy-coded data cannot contain one), so check that first.
     if data.startswith(_JPEG_START):
         scan = data.rfind(_JPEG_SCAN)
         if scan < 0 or data.find(_JPEG_END, scan) < 0:
-            return RawDataError(f"truncated JPEG {src.describe()} (no end marker after the last scan); "
-                                f"re-extract or re-download it", path=src.path)
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), _IMREAD_FLAGS[reduce])
+            return FrameError(f"truncated JPEG {src.describe()} (no end marker after the last scan); "
+                              f"re-extract or re-download it", src, "truncated JPEG")
+    try:
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), _IMREAD_FLAGS[reduce])
+    except cv2.error as e:
+        bgr, why = None, " ".join(str(e).split())[-120:]
+    else:
+        why = "not a readable image"
     if bgr is None:
-        return RawDataError(f"cannot decode image {src.describe()} ({len(data)} bytes): not a readable "
-                            f"image", path=src.path)
+        return FrameError(f"cannot decode image {src.describe()} ({len(data)} bytes): {why}", src, why)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -144,32 +236,49 @@ class _VideoCursor:
     def __post_init__(self) -> None:
         self.position = 0
         self.ended: str | None = None    # why no further frame can be read
+        self.trap = _NativeStderr()
+        self.cap: cv2.VideoCapture | None = None
         try:
-            self.cap: cv2.VideoCapture | None = _open_video(self.path)
+            with self.trap:
+                self.cap = _open_video(self.path)
         except RawDataError as e:
-            self.cap, self.ended = None, str(e)
+            self.ended = str(e)
+        self.opened_with = self.trap.take()     # e.g. "Something went wrong during header parsing"
+        self.claimed = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.cap is not None else 0
 
     def read(self, index: int, reduce: int) -> np.ndarray | RawDataError:
+        src = PixelSource("video", self.path, index=index)
         while self.ended is None and self.position < index:
             self._grab()
-        if self.ended is None:
-            self._grab()
+        said = self._grab() if self.ended is None else ""
         if self.ended is not None:
-            return RawDataError(f"cannot decode frame {index} of {self.path}: {self.ended}", path=self.path)
-        ok, bgr = self.cap.retrieve()
-        if not ok or bgr is None:
-            return RawDataError(f"cannot decode frame {index} of {self.path}: retrieve failed", path=self.path)
+            return FrameError(f"cannot decode frame {index} of {self.path}: {self.ended}", src, self.ended)
+        with self.trap:
+            ok, bgr = self.cap.retrieve()
+        said = " | ".join(filter(None, [said, self.trap.take()]))
+        if not ok or bgr is None or said:
+            reason = f"FFmpeg: {said}" if said else "retrieve failed"
+            return FrameError(f"cannot decode frame {index} of {self.path}: {reason}", src, reason)
         if reduce > 1:
             h, w = bgr.shape[:2]
             bgr = cv2.resize(bgr, (-(-w // reduce), -(-h // reduce)), interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
-    def _grab(self) -> None:
-        if self.cap.grab():
+    def _grab(self) -> str:
+        """Advance one frame; returns what FFmpeg said while decoding it."""
+        with self.trap:
+            ok = self.cap.grab()
+        said = self.trap.take()
+        if ok:
             self.position += 1
-        else:
-            self.ended = f"the video ends (or is damaged) after {self.position} decodable frames"
+            return said
+        claim = f" of the {self.claimed} its header claims" if self.claimed > self.position else ""
+        notes = " | ".join(filter(None, [self.opened_with, said]))
+        self.ended = (f"the video ends (or is damaged) after {self.position} decodable frames{claim}"
+                      + (f"; FFmpeg: {notes}" if notes else ""))
+        return said
 
     def close(self) -> None:
         if self.cap is not None:
             self.cap.release()
+        self.trap.close()
