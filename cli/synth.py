@@ -8,9 +8,10 @@ from austack.synth import DEFAULT_SIZE, MAX_NOISE, MIN_SIZE, load_layouts, synth
 
 
 @click.command(help="Write a synthetic dataset in a real dataset's raw layout.\n\n"
-                    "Faces are rendered from a real photograph with AUs as local deformations; labels "
-                    "follow the dataset's occurrence rates. The truth (clean labels, settings, injected "
-                    "anomalies) is kept in DEST/_synth/.")
+                    "Faces are rendered from a real photograph with AUs as local deformations. Every "
+                    "session shows every AU at the dataset's occurrence rate (to a frame, at least "
+                    "once). DEST/_synth/manifest.json marks the folder synthetic and keeps the "
+                    "truth: clean labels, settings, seed, noise, injected anomalies.")
 @click.argument("dest", type=click.Path(file_okay=False, writable=True))
 @click.option("--layout", required=True, type=click.Choice(load_layouts()), help="Raw layout to write.")
 @click.option("--subjects", default=6, show_default=True, type=click.IntRange(1), help="Subjects to generate.")
@@ -36,7 +37,8 @@ def cli(dest, layout, subjects, sessions, frames, size, noise, seed, overwrite):
                             progress=lambda done, total: bar.update(task, completed=done, total=total))
     w, h = report.frame_size
     lines = [f"wrote {report.frames} frames ({w}x{h}) of {len(report.subjects)} subjects, "
-             f"{report.sessions} sessions, to {report.dest} in {report.seconds:.1f} s",
+             f"{report.sessions} sessions in {report.seconds:.1f} s",
+             f"to {report.dest}",
              f"labels follow {report.protocol}; noise flipped {report.flipped} of {report.labels}",
              f"injected anomalies: {len(report.anomalies)}"
              + "".join(f"\n  {kind}: {path}" for kind, path in report.anomalies),

@@ -42,3 +42,19 @@ def test_cli_synth_at_the_minimum_size(tmp_path):
                                               "--size", "96", "--frames", "2"])
     assert result.exit_code == 0, result.output
     assert "wrote 12 frames (96x72)" in result.output
+
+
+@pytest.mark.parametrize("layout,args,match", [
+    ("bp4d+", ["--sessions", "5"], "bp4d+ codes AUs in 4 tasks; asked for 5: pass --sessions 4 or fewer"),
+    ("bp4d", ["--sessions", "9"], "bp4d has 8 tasks; asked for 9: pass --sessions 8 or fewer"),
+    ("bp4d", ["--subjects", "42"], "bp4d has 41 subjects; asked for 42: pass --subjects 41 or fewer"),
+    ("disfa", ["--subjects", "28"], "disfa has 27 subjects; asked for 28: pass --subjects 27 or fewer"),
+    ("gft", ["--subjects", "97"], "gft has 96 subjects; asked for 97: pass --subjects 96 or fewer"),
+    ("affwild2", ["--subjects", "500"], "affwild2 synth names 499 videos at most: pass --subjects 499")])
+def test_a_plan_the_layout_cannot_hold_is_refused_before_writing(tmp_path, layout, args, match):
+    """One line naming the fix, exit 2, no traceback, and DEST is never created."""
+    dest = tmp_path / "x"
+    result = CliRunner().invoke(austack_cli, ["synth", str(dest), "--layout", layout, "--frames", "1", *args])
+    assert result.exit_code == 2 and match in result.output, result.output
+    assert "Traceback" not in result.output and not dest.exists()
+    assert max(map(len, result.output.splitlines())) <= 80

@@ -98,6 +98,16 @@ def _check(subjects: int, sessions: int, frames: int, size: int, noise: float, s
         raise ConfigError(f"seed must be >= 0, got {seed}")
 
 
+def _plan(writer, layout: str, subjects: int, sessions: int, seed: int
+          ) -> tuple[list[str], list[tuple[str, str]]]:
+    """Subject ids and (subject, session) pairs; a plan the layout cannot hold is refused."""
+    ids = list(writer.subject_ids(subjects, _rng(seed, "plan")))
+    if len(ids) != subjects:
+        raise ConfigError(f"{layout} has {len(ids)} subjects; asked for {subjects}: pass --subjects "
+                          f"{len(ids)} or fewer")
+    return ids, [(s, x) for s in ids for x in writer.session_ids(s, sessions)]
+
+
 def _prepare_dest(dest: Path, overwrite: bool) -> None:
     """An empty `dest`; an earlier synthetic set there is removed only with `overwrite`."""
     if dest.exists() and not dest.is_dir():
@@ -149,6 +159,7 @@ def synthesize(dest: str | Path, layout: str, *, subjects: int = 6, sessions: in
     load_layouts()
     writer = LAYOUTS.get(layout)()
     protocol = load_protocol(writer.protocol)
+    ids, plan = _plan(writer, layout, subjects, sessions, seed)    # before anything is written
     dest = Path(dest).expanduser().resolve()
     _prepare_dest(dest, overwrite)
     manifest_path = dest / SYNTH_DIR / MANIFEST
@@ -168,8 +179,6 @@ def synthesize(dest: str | Path, layout: str, *, subjects: int = 6, sessions: in
         looks[subject_id] = _rounded(face.appearance)
         return face
 
-    ids = list(writer.subject_ids(subjects, _rng(seed, "plan")))
-    plan = [(s, x) for s in ids for x in writer.session_ids(s, sessions)]
     counter = _Counter(len(plan) * frames, progress)
 
     def session_frames(subject_id: str, session: str, clean: np.ndarray) -> Callable[[], Iterator]:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ...datasets.affwild2 import HEADER, HEADER_AUS
+from ...errors import ConfigError
 from ...protocols import load_protocol
 from .base import ALL_AUS, LayoutWriter, SessionTruth, SynthSession, Truth, register_layout
 
@@ -23,6 +24,7 @@ CROP = 112
 FACE_FRACTION = 0.75           # share of the crop the landmark box spans
 ANNOTATIONS = "annotations/AU_Detection_Challenge"
 SESSION = "1"
+MAX_VIDEOS = 499              # video numbers 1..499
 
 
 def face_crop(rgb: np.ndarray, pts68: np.ndarray, size: int = CROP) -> np.ndarray:
@@ -48,7 +50,10 @@ class AffWild2Layout(LayoutWriter):
     def subject_ids(self, n: int, rng: np.random.Generator) -> list[str]:
         """Video names in the release's styles (`12-24-1920x1080`, `video31`); from 3 on, the last
         two are a `_left` / `_right` pair."""
-        numbers = rng.choice(np.arange(1, 500), size=n, replace=False)
+        if n > MAX_VIDEOS:
+            raise ConfigError(f"affwild2 synth names {MAX_VIDEOS} videos at most: "
+                              f"pass --subjects {MAX_VIDEOS} or fewer")
+        numbers = rng.choice(np.arange(1, MAX_VIDEOS + 1), size=n, replace=False)
         names = [f"{k}-30-1280x720" if i % 2 else f"video{k}" for i, k in enumerate(numbers)]
         if n >= 3:
             names[-2:] = [f"{names[-2]}_left", f"{names[-2]}_right"]

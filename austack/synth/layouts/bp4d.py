@@ -27,6 +27,7 @@ import numpy as np
 
 from ...align import landmarks_68_to_49
 from ...datasets._matlab import write_v73_cells
+from ...errors import ConfigError
 from ...protocols import Protocol, load_protocol
 from .base import ALL_AUS, LayoutWriter, SessionTruth, SynthSession, Truth, register_layout
 
@@ -45,7 +46,7 @@ def deal_subjects(protocol: Protocol, n: int, rng: np.random.Generator,
     pools = [list(rng.permutation(members)) for members in protocol.parts.values()]
     total = sum(map(len, pools))
     if not 0 < n <= total:
-        raise ValueError(f"{protocol.id}: asked for {n} subjects, it has {total}")
+        raise ConfigError(f"{protocol.dataset} has {total} subjects; asked for {n}: pass --subjects {total} or fewer")
     for i, pool in enumerate(pools):
         leads = [s for s in pool if lead(s)]
         if leads:
@@ -151,7 +152,8 @@ class BP4DLayout(LayoutWriter):
 
     def session_ids(self, subject: str, n: int) -> list[str]:
         if not 0 < n <= len(self.tasks):
-            raise ValueError(f"{self.layout} has tasks {', '.join(self.tasks)}; asked for {n}")
+            raise ConfigError(f"{self.layout} has {len(self.tasks)} tasks; asked for {n}: "
+                              f"pass --sessions {len(self.tasks)} or fewer")
         return list(self.tasks[:n])
 
     def write(self, dest: Path, sessions: list[SynthSession], rng: np.random.Generator) -> Truth:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import ConfigError
 from ...protocols import load_protocol
 from .base import LayoutWriter, SessionTruth, SynthSession, Truth, register_layout
 from .bp4d import (SessionPlan, deal_subjects, encode_jpeg, occurrence_codes, plan_sessions, protocol_labels,
@@ -42,7 +43,8 @@ class BP4DPlusLayout(LayoutWriter):
 
     def session_ids(self, subject: str, n: int) -> list[str]:
         if not 0 < n <= len(CODED_TASKS):
-            raise ValueError(f"{self.layout} has AU coding for {', '.join(CODED_TASKS)} only; asked for {n}")
+            raise ConfigError(f"{self.layout} codes AUs in {len(CODED_TASKS)} tasks; asked for {n}: "
+                              f"pass --sessions {len(CODED_TASKS)} or fewer")
         return list(CODED_TASKS[:n])
 
     def write(self, dest: Path, sessions: list[SynthSession], rng: np.random.Generator) -> Truth:
