@@ -37,14 +37,14 @@ class InlineExecutor(Executor):
 def ordered_map(executor: Executor, fn: Callable[[T], R], items: Iterable[tuple[object, T | None]],
                 window: int) -> Iterator[tuple[object, R | None]]:
     """(tag, fn(job)) for each (tag, job) of `items`, in order; a None job yields (tag, None)
-    without running. At most `window` jobs are submitted and not yet yielded."""
+    without running. At most `window` items are submitted and not yet yielded."""
     pending: deque = deque()
     try:
         for tag, job in items:
-            pending.append((tag, None if job is None else executor.submit(fn, job)))
-            while len(pending) > window or (pending and pending[0][1] is None):
+            while pending and (len(pending) >= window or pending[0][1] is None):
                 t, fut = pending.popleft()
                 yield t, None if fut is None else fut.result()
+            pending.append((tag, None if job is None else executor.submit(fn, job)))
         while pending:
             t, fut = pending.popleft()
             yield t, None if fut is None else fut.result()

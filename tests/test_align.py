@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from austack.align import (BORDER, IDX_68_TO_49, align_face_49, landmarks_66_to_49, landmarks_68_to_49,
-                           similarity_49, transform_points)
+from austack.align import (BORDER, IDX_68_TO_49, align_face_49, align_frame, landmarks_66_to_49,
+                           landmarks_68_to_49, similarity_49, transform_points)
 from austack.errors import ConfigError
 
 from _prepare_fake import astronaut_68
@@ -110,3 +110,24 @@ def test_bench_align_bp4d_frame(benchmark, astro):
     p49 = landmarks_68_to_49(p68) * [1392 / 512, 1040 / 512]
     aligned, _, _ = benchmark(align_face_49, frame, p49, 256, 2.9)
     assert aligned.shape == (256, 256, 3)
+
+
+def test_align_frame_with_shipped_points_or_a_tracker(astro):
+    img, p68 = astro
+    ref, m, pts = align_face_49(img, landmarks_68_to_49(p68), 64, 2.9)
+    for source, origin in ((p68, "shipped"), (landmarks_68_to_49(p68), "shipped"), (lambda px: p68, "dlib")):
+        a = align_frame(img, source, 64, 2.9)
+        assert a.face and a.origin == origin
+        np.testing.assert_array_equal(a.image, ref)
+        np.testing.assert_array_equal(a.points, pts.astype(np.float32))
+        np.testing.assert_array_equal(a.matrix, m.astype(np.float32))
+
+
+@pytest.mark.parametrize("source", [None, "nan", "tracker-none", "degenerate"])
+def test_align_frame_without_a_usable_face(astro, source):
+    img, p68 = astro
+    given = {None: None, "nan": np.full((68, 2), np.nan), "tracker-none": lambda px: None,
+             "degenerate": np.zeros((68, 2))}[source]
+    a = align_frame(img, given, 32, 2.9)
+    assert not a.face and (a.image == BORDER).all() and a.image.shape == (32, 32, 3)
+    assert np.isnan(a.points).all() and np.isnan(a.matrix).all()

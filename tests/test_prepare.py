@@ -1,8 +1,12 @@
 """`prepare` on a tiny fake dataset: landmarks paths, anomalies, determinism, kill and resume."""
 from __future__ import annotations
 
+import filecmp
 import os
 import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 import subprocess
 import sys
 import textwrap
@@ -13,6 +17,7 @@ import numpy as np
 import pytest
 
 from austack.errors import StoreError, StoreExistsError
+from austack.executors import InlineExecutor, ordered_map
 from austack.prepare import prepare
 from austack.store import open_store, partial_path, verify
 
@@ -91,6 +96,7 @@ def test_dlib_path_finds_the_same_faces(raw, clean, tmp_path):
 def test_workers_and_encodings_write_the_same_store(raw, clean, tmp_path):
     prepare("test-fake", raw[0], tmp_path / "w2.h5", landmarks="shipped", workers=2)
     assert_same(columns(clean[0]), columns(tmp_path / "w2.h5"))
+    assert filecmp.cmp(clean[0], tmp_path / "w2.h5", shallow=False)   # the very bytes
     prepare("test-fake", raw[0], tmp_path / "raw.h5", landmarks="shipped", store="raw")
     with open_store(tmp_path / "raw.h5") as r, open_store(clean[0]) as j:
         assert r.attrs["image_encoding"] == "raw"
@@ -122,6 +128,7 @@ def test_ctrl_c_leaves_a_resumable_partial(raw, clean, tmp_path):
     report = prepare("test-fake", raw[0], out, landmarks="shipped", resume=True)
     assert report.resumed_sessions == 3 and report.written_frames == 15
     assert_same(columns(clean[0]), columns(out))
+    assert filecmp.cmp(clean[0], out, shallow=False)
 
 
 KILLED_RUN = textwrap.dedent("""
@@ -155,3 +162,41 @@ def test_sigkill_then_resume_equals_a_clean_run(raw, clean, tmp_path):
     assert report.resumed_sessions >= 3
     assert_same(columns(clean[0]), columns(out))
     assert verify(out).ok
+
+
+def test_ordered_map_keeps_order_and_a_bounded_window():
+    live, most, lock = [0], [0], threading.Lock()
+
+    def job(x):
+        with lock:
+            live[0] += 1
+            most[0] = max(most[0], live[0])
+        time.sleep(0.002 * (x % 3))
+        with lock:
+            live[0] -= 1
+        return x * x
+
+    submitted = []
+
+    def items():
+        for i in range(40):
+            submitted.append(i)
+            yield i, (None if i % 7 == 0 else i)
+
+    with ThreadPoolExecutor(4) as pool:
+        seen = 0
+        for tag, result in ordered_map(pool, job, items(), window=3):
+            assert tag == seen and result == (None if tag % 7 == 0 else tag * tag)
+            assert len(submitted) - seen <= 4      # window submitted + the one drawn and waiting
+            seen += 1
+    assert seen == 40 and most[0] <= 3
+
+
+def test_ordered_map_cancels_what_did_not_start_when_stopped():
+    with ThreadPoolExecutor(1) as pool:
+        started = []
+        gen = ordered_map(pool, lambda x: started.append(x) or time.sleep(0.05), ((i, i) for i in range(10)), 5)
+        next(gen)
+        gen.close()
+    assert len(started) < 10
+    assert [r for _, r in ordered_map(InlineExecutor(), str, [(0, 1), (1, None)], 1)] == ["1", None]

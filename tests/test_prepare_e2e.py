@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from austack.cli.main import cli
+from austack.errors import RawDataError
 from austack.prepare import prepare
 from austack.store import open_store, verify
 from austack.synth.layouts.base import LAYOUTS as LAYOUT_WRITERS
@@ -87,3 +88,16 @@ def test_synth_then_prepare_with_dlib(tmp_path, layout):
     assert _check(truth, out) > 0.5
     with open_store(out) as s:
         assert set(np.unique(s.file["landmark_origin"][:])) <= {0, 2}
+
+
+@needs_synth
+def test_the_store_records_a_synthetic_source(tmp_path):
+    raw = tmp_path / "raw"
+    synthesize(raw, "bp4d", subjects=1, sessions=1, frames=2, noise=0.1, seed=5)
+    prepare("bp4d", raw, tmp_path / "s.h5", landmarks="shipped", size=32)
+    with open_store(tmp_path / "s.h5") as s:
+        assert s.source_synthetic and s.source_noise == 0.1 and s.source_synth_seed == 5
+    manifest = raw / "_synth" / "manifest.json"
+    manifest.write_text("{")
+    with pytest.raises(RawDataError, match=r"manifest.json is not a readable synth manifest.*rerun `austack synth`"):
+        prepare("bp4d", raw, tmp_path / "t.h5", landmarks="shipped", size=32)

@@ -8,8 +8,8 @@ import pytest
 from austack.align import alignment_params
 from austack.errors import StoreError, StoreExistsError, StoreMismatchError
 from austack.protocols import load_protocol
-from austack.store import (FrameRows, StoreSettings, StoreWriter, encode_image, info, open_store,
-                           partial_path, verify)
+from austack.store import (FrameRows, StoreSettings, StoreWriter, check_store, encode_image, info, open_store,
+                           partial_path, store_identity, verify)
 
 PROTO = load_protocol("bp4d-3fold@v1")
 SIZE = 32
@@ -117,8 +117,8 @@ def test_incomplete_store_is_refused_and_resumes(tmp_path):
     write(path, sessions=SUBJECTS[:2], finish=False)
     with pytest.raises(StoreError, match="interrupted run: rerun `austack prepare` with --resume"):
         open_store(path)
-    partial_path(path).rename(path)   # even renamed by hand, `complete` is False
-    with pytest.raises(StoreError, match="incomplete.*--resume"):
+    partial_path(path).rename(path)   # even renamed by hand, it is no store
+    with pytest.raises(StoreError, match="interrupted run.*incomplete.*--resume"):
         open_store(path)
     path.rename(partial_path(path))
     w = StoreWriter(path, settings(), resume=True)
@@ -190,3 +190,84 @@ def test_equal_length_jpeg_rows(tmp_path):
     w.finish(source={})
     with open_store(path) as s:
         assert (s.image(2) == 128).all()
+
+
+def _damaged(tmp_path, name: str, edit) -> list[str]:
+    path = tmp_path / f"{name}.h5"
+    write(path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    return verify(path).problems
+
+
+@pytest.mark.parametrize("name, edit, column", [
+    ("label", lambda f: f["labels"].__setitem__((9, 2), int(f["labels"][9, 2] == 0)), "labels"),  # in range
+    ("landmark", lambda f: f["landmarks"].__setitem__((9, 3, 0), 8.6e19), "landmarks"),
+    ("frame", lambda f: f["frame"].__setitem__(9, 7), "frame"),
+    ("subject", lambda f: f["subject"].__setitem__(9, "F002"), "subject"),
+    ("matrix", lambda f: f["matrix"].__setitem__((9, 0, 0), 2.0), "matrix"),
+])
+def test_verify_names_the_column_and_session_of_an_edit(tmp_path, name, edit, column):
+    problems = _damaged(tmp_path, name, edit)
+    assert any("M011/T1" in p and f"column {column!r} checksum" in p for p in problems), problems
+
+
+def test_verify_catches_a_jpeg_byte_flip_and_a_far_landmark(tmp_path):
+    def flip(f):
+        row = f["images"][13]
+        row[len(row) // 2] ^= 0x01
+        f["images"][13] = row
+
+    problems = _damaged(tmp_path, "img", flip)
+    assert any("F007/T1" in p and "column 'images' checksum" in p for p in problems), problems
+    problems = _damaged(tmp_path, "far", lambda f: f["landmarks"].__setitem__((9, 3, 0), 8.6e19))
+    assert any("landmarks not finite or outside" in p and "M011/T1" in p for p in problems), problems
+
+
+def test_check_store_is_the_cheap_check_before_training(tmp_path):
+    path = tmp_path / "ok.h5"
+    write(path)
+    check_store(path)
+    with h5py.File(path, "r+") as f:
+        f["labels"][5, 0] = int(f["labels"][5, 0] == 0)   # still in -1..1: only the digest sees it
+    with pytest.raises(StoreError, match=r"failed its check: session F001/T2 .*column 'labels'.*austack verify"):
+        check_store(path)
+
+
+def test_identity_covers_one_label_and_is_recorded(tmp_path):
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    write(a)
+    write(b)
+    assert store_identity(a) == store_identity(b) and a.read_bytes() == b.read_bytes()   # deterministic bytes
+    written = write(tmp_path / "c.h5")
+    w = StoreWriter(tmp_path / "d.h5", settings())   # the same rows but one label
+    for k, (subject, session) in enumerate(SUBJECTS):
+        r = written[k]
+        if k == 0:
+            r.labels = r.labels.copy()
+            r.labels[0, 0] = int(r.labels[0, 0] == 0)
+        w.begin_session(subject, session)
+        w.append(r)
+        w.end_session()
+    w.finish(source={"root": "test"})
+    assert store_identity(tmp_path / "d.h5") != store_identity(a)
+    with open_store(a) as s:
+        assert s.identity == store_identity(a) and s.versions["h5py"] == h5py.__version__
+        assert set(s.versions) >= {"opencv", "dlib", "h5py"} and s.source_synthetic is False
+        assert s.source_noise is None
+
+
+def test_a_schema_1_store_still_reads_but_has_no_identity(tmp_path):
+    path = tmp_path / "v1.h5"
+    write(path)
+    with h5py.File(path, "r+") as f:   # what schema 1 wrote: no digests, identity or provenance
+        for k in ("identity", "versions", "source_synthetic"):
+            del f.attrs[k]
+        del f["column_sha256"]
+        f.attrs["schema_version"] = 1
+        f.attrs["created"] = "2024-01-01T00:00:00+00:00"
+    with open_store(path) as s:
+        assert len(s) == 20 and s.source_synthetic is False
+    with pytest.raises(StoreError, match="schema 1.*no content identity.*prepare it again"):
+        store_identity(path)
+    assert verify(path).ok
