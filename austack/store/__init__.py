@@ -1,8 +1,8 @@
 """The prepared HDF5 store (schema in docs/store-schema.md).
 
 `StoreWriter` saves chunks and sessions durably into `OUT.h5.partial/` and assembles `OUT.h5`
-from them when whole;
-`open_store` reads a finished one; `verify` checks one against the schema and its checksums;
+from them when whole; `open_store` reads a finished one; `verify` checks one against the schema
+and its digests, `check_store` cheaply before training; `store_identity` names its content;
 `info` summarises it per subject and fold.
 """
 from ._codec import decode_image, encode_image
@@ -13,5 +13,5 @@ from ._verify import VerifyReport, check_store, verify
 from ._writer import FrameRows, StoreWriter, partial_path
 
 __all__ = ["SCHEMA_VERSION", "ENCODINGS", "JPEG_QUALITY", "ORIGIN", "StoreSettings", "StoreWriter", "FrameRows",
-           "partial_path", "Store", "open_store", "store_identity", "verify", "check_store", "VerifyReport", "info", "StoreInfo", "GroupSummary",
-           "label_rates", "encode_image", "decode_image"]
+           "partial_path", "Store", "open_store", "store_identity", "verify", "check_store", "VerifyReport", "info",
+           "StoreInfo", "GroupSummary", "label_rates", "encode_image", "decode_image"]

@@ -5,9 +5,6 @@ resumed run writes the same bytes as an uninterrupted one.
 """
 from __future__ import annotations
 
-import hashlib
-from typing import Iterable
-
 import cv2
 import numpy as np
 
@@ -32,13 +29,3 @@ def decode_image(row: np.ndarray, encoding: str, *, where: str = "store") -> np.
     if bgr is None:
         raise StoreError(f"{where}: image bytes do not decode as JPEG; run `austack verify` on it")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def digest_rows(rows: Iterable[np.ndarray]) -> str:
-    """sha256 over the rows' bytes, each preceded by its length (8 bytes, little endian)."""
-    h = hashlib.sha256()
-    for row in rows:
-        b = np.ascontiguousarray(row, dtype=np.uint8).tobytes()
-        h.update(len(b).to_bytes(8, "little"))
-        h.update(b)
-    return h.hexdigest()
