@@ -16,16 +16,13 @@ from __future__ import annotations
 import os
 import random
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from austack.datasets import AnomalyReport, create_reader
-from austack.protocols import load_protocol
 from austack.synth import synthesize
 
 CASES = 60                       # per format and run: 240 in all

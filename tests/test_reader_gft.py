@@ -93,6 +93,11 @@ def test_bad_layout_files_are_config_errors(tmp_path):
     bad.write_text("videos: x.avi\n")
     with pytest.raises(ConfigError, match=r"must contain \{id\}"):
         GFTLayout.from_yaml(bad)
+    bad.write_text("frame_base: 1.5\n")                  # never silently rounded to 1
+    with pytest.raises(ConfigError, match=r"1\.5 is not an integer"):
+        GFTLayout.from_yaml(bad)
+    bad.write_text("codes: {0: 0, 1: 1, '9': -1}\n")    # a quoted integer is still one
+    assert GFTLayout.from_yaml(bad).codes == {0: 0, 1: 1, 9: -1}
 
 
 def test_undefined_codes_and_short_videos_are_reported(written, tmp_path):

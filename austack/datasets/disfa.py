@@ -25,7 +25,6 @@ Options (keyword arguments of the constructor, and of `create_reader("disfa", ro
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 

@@ -37,7 +37,7 @@ import numpy as np
 import yaml
 
 from ..errors import ConfigError, RawDataError
-from ._parse import is_blank, order_frames, parse_ints, read_rows, report_rows
+from ._parse import is_blank, order_frames, parse_int, parse_ints, read_rows, report_rows
 from .base import (AnomalyReport, FrameRecord, Option, PixelSource, Reader, SessionRecord, SessionRef,
                    register_reader)
 from .pixels import video_frame_count
@@ -72,13 +72,13 @@ class GFTLayout:
             raise ConfigError(f"GFT layout file {path}: unknown key(s) {extra}; valid keys: {sorted(names)}")
         try:
             if "au_columns" in raw:
-                raw["au_columns"] = {str(k): int(v) for k, v in raw["au_columns"].items()}
+                raw["au_columns"] = {str(k): _yaml_int(v) for k, v in raw["au_columns"].items()}
             if "codes" in raw:
-                raw["codes"] = {int(k): int(v) for k, v in raw["codes"].items()}
+                raw["codes"] = {_yaml_int(k): _yaml_int(v) for k, v in raw["codes"].items()}
                 if not set(raw["codes"].values()) <= {-1, 0, 1}:
                     raise ValueError("codes must map raw values to 1, 0 or -1")
             if "frame_base" in raw:
-                raw["frame_base"] = int(raw["frame_base"])
+                raw["frame_base"] = _yaml_int(raw["frame_base"])
         except (AttributeError, TypeError, ValueError) as e:
             raise ConfigError(f"GFT layout file {path}: {e}") from None
         layout = cls(**raw)
@@ -108,6 +108,14 @@ class GFTLayout:
     def describe(self) -> str:
         return (f"{self.labels} label tables (header {self.frame_column},AU..., codes {self.codes}) and "
                 f"{self.videos} videos, {{id}} matching {self.id_pattern}")
+
+
+def _yaml_int(value) -> int:
+    """An integer from a layout file, strictly: 1.5 or "1.5" is an error, never 1."""
+    number = parse_int(value) if isinstance(value, str) else value
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise ValueError(f"{value!r} is not an integer")
+    return number
 
 
 @register_reader("gft")
