@@ -1,4 +1,4 @@
-"""`austack verify OUT.h5`: check a store's schema, counts, labels and checksums."""
+"""`austack verify OUT.h5`: check a store's schema, counts, value ranges, digests and identity."""
 from __future__ import annotations
 
 import sys
@@ -12,7 +12,7 @@ from austack.store import verify
 @click.command()
 @click.argument("store", type=click.Path(dir_okay=False))
 def cli(store):
-    """Check STORE against schema 1 and recompute its per-session image checksums."""
+    """Check STORE against its schema, recompute every column's per-session sha256 and its identity."""
     console = Console()
     report = verify(store)
     for line in report.checked:
