@@ -200,3 +200,18 @@ def test_ordered_map_cancels_what_did_not_start_when_stopped():
         gen.close()
     assert len(started) < 10
     assert [r for _, r in ordered_map(InlineExecutor(), str, [(0, 1), (1, None)], 1)] == ["1", None]
+
+
+def test_a_session_with_no_frames_is_kept_as_an_empty_row_range(tmp_path):
+    root = tmp_path / "raw"
+    write_fake_raw(root, subjects=("S1", "S2"), sessions=("T1",), frames=2, no_face=False, truncated=False)
+    (root / "labels" / "S3_T1.csv").write_text("")          # a session the reader could not fill
+    np.save(root / "labels" / "S3_T1.npy", np.zeros((0, 68, 2), np.float32))
+    report = prepare("test-fake", root, tmp_path / "e.h5", landmarks="shipped", size=32)
+    assert report.sessions == 3 and report.frames == 4
+    with open_store(tmp_path / "e.h5") as s:
+        last = s.sessions[-1]
+        assert last["start"] == last["stop"] == 4
+    assert verify(tmp_path / "e.h5").ok
+    again = prepare("test-fake", root, tmp_path / "e.h5", landmarks="shipped", size=32, force=True)
+    assert again.frames == 4
