@@ -64,9 +64,9 @@ def _default_prepare(*args, **kw):
     return prepare(*args, **kw)
 
 
-def _default_run_bench(*args, **kw):
-    from .engine.bench import run_bench
-    return run_bench(*args, **kw)
+def _default_run_and_record(*args, **kw):
+    from .engine.record import run_and_record
+    return run_and_record(*args, **kw)
 
 
 def _default_load_recipe(name: str) -> dict[str, Any]:
@@ -80,7 +80,7 @@ class DemoSteps:
 
     synthesize: Callable = _default_synthesize
     prepare: Callable = _default_prepare
-    run_bench: Callable = _default_run_bench
+    run_and_record: Callable = _default_run_and_record
     load_recipe: Callable[[str], dict[str, Any]] = _default_load_recipe
 
 
@@ -155,9 +155,13 @@ def run_demo(out: str | os.PathLike = "demo-out", quick: bool = False, *, consol
     """Run (or resume) the demo in `out`; returns what it measured. Prints each stage with its time."""
     from .results.db import ResultsDB
 
+    from .progress import BenchView
+
     size = QUICK if quick else FULL
     steps = steps or DemoSteps()
     console = console or Console()
+    if quick:
+        say_quick(console)
     out = Path(out).expanduser().resolve()
     state = _State(out, size)
     raw, store, db_path = out / "raw" / LAYOUT, out / f"{LAYOUT}.h5", out / "results.sqlite"
@@ -215,13 +219,12 @@ def run_demo(out: str | os.PathLike = "demo-out", quick: bool = False, *, consol
         bench_settings = {"upstream": prepare_settings, "config": cfg.to_dict()}
 
         def bench(cfg=cfg) -> dict:
-            fold_rows = steps.run_bench(cfg, console=console)
-            with ResultsDB(db_path) as db:
-                ids = db.insert_many(fold_rows)
-            failed = [r for r in fold_rows if r.status != "ok"]
+            with BenchView(console) as view:
+                outcome = steps.run_and_record(cfg, console=console, progress=view.update)
+            failed = [r for r in outcome.rows if r.status != "ok"]
             for r in failed:
                 say(f"{cfg.recipe} fold {r.fold} failed: {r.error}", style="red")
-            return {"ids": ids, "failed": len(failed)}
+            return {"ids": outcome.ids, "failed": len(failed)}
 
         entry = stage(f"bench {name}", bench_settings, bench,
                       lambda e: f"{len(e['ids'])} fold row(s), {e['failed']} failed, in {db_path.name}")
@@ -237,6 +240,11 @@ def run_demo(out: str | os.PathLike = "demo-out", quick: bool = False, *, consol
     result = DemoResult(out, db_path, store, stages, rows, boards, trivial)
     print_summary(result, console)
     return result
+
+
+def say_quick(console: Console) -> None:
+    console.print("--quick: a few frames and one epoch, to show that every stage runs; its F1 "
+                  "numbers mean nothing (the full demo's do)", style="yellow", markup=False)
 
 
 def _bench_config(recipe: dict[str, Any], size: DemoSize, store: Path, out: Path, db_path: Path):

@@ -7,6 +7,7 @@ removes its temporary file.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -49,3 +50,12 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
     return Path(path)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 hex digest of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -45,7 +45,7 @@ class AUScores:
     accuracy: np.ndarray
     n_known: np.ndarray          # frames with a known label, per AU
     n_positive: np.ndarray       # of which active
-    threshold: float
+    threshold: float | list[float]   # one for every AU, or one per AU
 
     @property
     def unscored(self) -> list[int]:
@@ -100,10 +100,11 @@ def _render(table: Table) -> str:
     return out.getvalue()
 
 
-def evaluate(scores, labels, aus: Sequence[int], threshold: float = 0.5) -> AUScores:
+def evaluate(scores, labels, aus: Sequence[int], threshold: float | Sequence[float] = 0.5) -> AUScores:
     """Per-AU F1 and accuracy of `scores` [frames, n_au] against `labels` [frames, n_au] in {1, 0, -1}.
 
-    A frame is predicted active when its score is >= `threshold` (0.5 for probabilities). Each AU
+    A frame is predicted active when its score is >= `threshold` (0.5 for probabilities; a
+    sequence gives each AU its own, e.g. from `choose_thresholds` on validation). Each AU
     is scored over its frames with a known label; -1 frames are left out for that AU only. The F1
     of an AU with no active prediction and no active label is defined as 0 (as sklearn's
     ``f1_score(..., zero_division=0)``); an AU with no known label at all is NaN (see AUScores).
@@ -119,8 +120,11 @@ def evaluate(scores, labels, aus: Sequence[int], threshold: float = 0.5) -> AUSc
     bad = ~np.isin(y, (-1, 0, 1))
     if bad.any():
         raise ConfigError(f"labels must be 1, 0 or -1 (unknown), got values {np.unique(y[bad]).tolist()}")
+    t = np.asarray(threshold, dtype=np.float64)
+    if t.ndim > 1 or (t.ndim == 1 and len(t) != len(aus)):
+        raise ConfigError(f"{t.size} thresholds for {len(aus)} AUs; give one, or one per AU")
     known = y >= 0
-    predicted = (s >= threshold) & known
+    predicted = (s >= t) & known
     active = (y == 1)
     tp = (predicted & active).sum(0)
     fp = (predicted & ~active).sum(0)
@@ -130,7 +134,36 @@ def evaluate(scores, labels, aus: Sequence[int], threshold: float = 0.5) -> AUSc
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(n_known > 0, (tp + tn) / np.maximum(n_known, 1), np.nan)
     f1 = np.where(n_known > 0, _f1(tp, fp, fn), np.nan)
-    return AUScores(aus, f1, accuracy, n_known, active.sum(0), float(threshold))
+    return AUScores(aus, f1, accuracy, n_known, active.sum(0), t.tolist())
+
+
+def choose_thresholds(scores, labels, aus: Sequence[int], default: float = 0.5) -> list[float]:
+    """Per AU, the threshold that maximises F1 on these (validation) frames.
+
+    Candidates are the midpoints between consecutive distinct scores (plus the extremes), so
+    the choice does not depend on a grid; ties keep the candidate closest to `default`. An AU
+    with no known positive label keeps `default`. Call it on validation subjects only: a
+    threshold chosen on the test split would inflate the number it is scored with.
+    """
+    s = _as_numpy(scores, "scores").astype(np.float64)
+    y = _as_numpy(labels, "labels")
+    out = []
+    for i in range(len(list(aus))):
+        known = y[:, i] >= 0
+        si, yi = s[known, i], y[known, i] == 1
+        if not yi.any():
+            out.append(float(default))
+            continue
+        u = np.unique(si)
+        cand = np.concatenate([[u[0] - 1e-6], (u[1:] + u[:-1]) / 2, [u[-1] + 1e-6]]) if len(u) > 1 else u
+        pred = si[None, :] >= cand[:, None]
+        tp = (pred & yi).sum(1)
+        fp = (pred & ~yi).sum(1)
+        fn = yi.sum() - tp
+        f1 = _f1(tp, fp, fn)
+        best = np.flatnonzero(f1 >= f1.max() - 1e-12)
+        out.append(float(cand[best[np.argmin(np.abs(cand[best] - default))]]))
+    return out
 
 
 def trivial_all_active(labels, aus: Sequence[int]) -> AUScores:

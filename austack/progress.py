@@ -1,4 +1,5 @@
-"""One progress display for the long commands (prepare, synth, bench): rich columns, quiet off a TTY.
+"""Progress displays for the long commands (prepare, synth, bench, demo): rich columns in a
+terminal; `BenchView` also prints a plain line per epoch and per fold, so logs show progress.
 
 Tasks carry a `detail` field (current subject, fold ...) shown after the ETA:
     with make_progress() as p:
@@ -36,3 +37,41 @@ def make_progress(console: Console | None = None, disable: bool | None = None, u
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                     TextColumn("{task.fields[detail]}"), console=console, disable=disable)
+
+
+class BenchView:
+    """One bar per epoch (steps) with images/s and loss in its detail column, shown from the
+    first step; a log line per epoch and per fold, in a terminal and in a log alike."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(log_path=False)
+        self.progress = make_progress(self.console, unit="steps")
+        self.task = None
+
+    def __enter__(self) -> "BenchView":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, ev) -> None:
+        if ev.kind == "fold":
+            desc = f"fold {ev.fold} train epoch 1/{ev.epochs}"
+            if self.task is None:
+                self.task = self.progress.add_task(desc, total=None, detail="starting")
+            self.progress.update(self.task, description=desc, completed=0, total=None, detail="starting")
+        elif ev.kind == "step":
+            desc = f"fold {ev.fold} {ev.phase} epoch {ev.epoch}/{ev.epochs}"
+            detail = f"{ev.images_per_s:.0f} img/s  loss {ev.loss:.4f}"
+            if self.task is None:
+                self.task = self.progress.add_task(desc, total=ev.steps, detail=detail)
+            self.progress.update(self.task, description=desc, total=ev.steps, completed=ev.step, detail=detail)
+        elif ev.kind == "epoch":
+            val = "" if ev.val_f1 is None else f"  val F1 {100 * ev.val_f1:.1f}"
+            rate = "" if ev.images_per_s is None else f"  {ev.images_per_s:.0f} img/s"
+            self.console.print(f"fold {ev.fold} {ev.phase} epoch {ev.epoch}/{ev.epochs}  "
+                               f"loss {ev.loss:.4f}{val}{rate}", markup=False, highlight=False)
+        elif ev.kind == "fold_done" and ev.row.status == "ok":
+            self.console.print(f"fold {ev.fold}: test F1 {100 * ev.row.f1_mean:.1f} (epoch {ev.row.best_epoch} "
+                               f"chosen on val, val F1 {100 * ev.row.val_f1_mean:.1f})", markup=False)

@@ -1,6 +1,7 @@
 """`austack bench` through click's CliRunner: help, a tiny run recorded in the DB, bad names."""
 from __future__ import annotations
 
+import click
 import pytest
 import torch
 from click.testing import CliRunner
@@ -18,8 +19,23 @@ def invoke():
 def test_help(invoke):
     r = invoke("bench", "--help")
     assert r.exit_code == 0
-    for flag in ("--data", "--fold", "--recipe", "--beta-pos", "--limit-train", "--linear-epochs"):
+    for flag in ("--data", "--fold", "--recipe", "--loss-opt", "--limit-train", "--linear-epochs",
+                 "--threshold", "--crop-fraction"):
         assert flag in r.output
+    assert "[default: 20]" in r.output and "[default: 64]" in r.output   # defaults are shown
+    assert max(map(len, r.output.splitlines())) <= 80
+
+
+def test_every_config_field_reaches_the_command_line():
+    from dataclasses import fields
+
+    from austack.cli.bench import cli as bench
+    from austack.engine.config import BenchConfig
+    params = {p.name for p in bench.params}
+    # the fields not generated from their metadata have a hand-made form
+    by_hand = {"backbone": "backbone", "loss": "loss", "loss_options": "loss_opts", "recipe": "recipe"}
+    for f in fields(BenchConfig):
+        assert (f.name if f.metadata["cli"] else by_hand[f.name]) in params, f.name
 
 
 def test_tiny_run_prints_config_and_table_and_records_a_row(invoke, tiny_store, tmp_path):
@@ -41,9 +57,9 @@ def test_recipe_gives_defaults_and_flags_override(tmp_path):
     recipe.write_text("title: t\nbackbone: resnet18\nloss: aunce.paper\nepochs: 60\nlr: 1.0e-5\n"
                       "loss_options: {tau: 0.5}\n")
     none = dict(data="x.h5", folds=None, epochs=None, batch_size=None, lr=2e-4, image_size=None, device=None,
-                seed=None, workers=None, pretrained=None, db=None, out_dir=None, tau=None, p=[0.2, 0.2, 0.6],
-                beta_pos=None, beta_neg=None, linear_epochs=None, limit_train=None)
-    cfg = build_config(None, None, none, str(recipe))
+                seed=None, workers=None, pretrained=None, db=None, out_dir=None, linear_epochs=None,
+                limit_train=None)
+    cfg = build_config(None, None, none, {"p": [0.2, 0.2, 0.6]}, str(recipe))
     assert (cfg.backbone, cfg.loss, cfg.epochs, cfg.lr, cfg.recipe) == ("resnet18", "aunce.paper", 60, 2e-4, "r")
     assert cfg.loss_options == {"tau": 0.5, "p": [0.2, 0.2, 0.6]}
 

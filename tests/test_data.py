@@ -13,6 +13,8 @@ from PIL import Image
 
 from austack.data import AUStoreDataset, BatchAugment, make_loader
 from austack.data import batch_ops as ops
+
+import colour_oracles as oracles
 from austack.errors import ProtocolError, StoreError
 from austack.protocols import load_protocol
 from conftest import write_store_rows
@@ -221,13 +223,13 @@ def test_batch_ops_match_torchvision_per_image():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(4, 3, 16, 16, generator=g)
     f = torch.tensor([0.6, 1.0, 1.3, 1.4])
-    for ours, theirs in ((ops.brightness_, TF.adjust_brightness), (ops.contrast_, TF.adjust_contrast),
-                         (ops.saturation_, TF.adjust_saturation)):
+    for ours, theirs in ((oracles.brightness_, TF.adjust_brightness), (oracles.contrast_, TF.adjust_contrast),
+                         (oracles.saturation_, TF.adjust_saturation)):
         ref = torch.stack([theirs(xi, float(fi)) for xi, fi in zip(x, f)])
         assert torch.allclose(ours(x.clone(), f), ref, atol=1e-5), ours.__name__
     shift = torch.tensor([-0.1, 0.0, 0.05, 0.5])
     ref = torch.stack([TF.adjust_hue(xi, float(s)) for xi, s in zip(x, shift)])
-    assert torch.allclose(ops.hue_(x.clone(), shift), ref, atol=1e-5)
+    assert torch.allclose(oracles.hue_(x.clone(), shift), ref, atol=1e-5)
     sigma = torch.tensor([0.3, 1.0, 2.0, 0.1])
     ref = torch.stack([TF.gaussian_blur(xi, [7, 7], [float(s)] * 2) for xi, s in zip(x, sigma)])
     assert torch.allclose(ops.blur(x, ops.gaussian_kernels(sigma, 3)), ref, atol=1e-5)
@@ -252,8 +254,8 @@ def test_fused_colour_map_equals_the_sequential_operations():
     fused = (torch.baddbmm(o.unsqueeze(2), a, x.view(6, 3, -1))).view_as(x)
     ref = x.clone()
     for i in order:
-        [ops.brightness_, ops.contrast_, ops.saturation_, lambda y, f: y][i](ref, [b, c, s, None][i])
-    ref[gray] = ops.grey(ref[gray]).expand(-1, 3, -1, -1)
+        [oracles.brightness_, oracles.contrast_, oracles.saturation_, lambda y, f: y][i](ref, [b, c, s, None][i])
+    ref[gray] = oracles.grey(ref[gray]).expand(-1, 3, -1, -1)
     assert torch.allclose(fused, ref, atol=1e-5)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from types import SimpleNamespace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from rich.console import Console
 from austack import load_protocol
 from austack.cli.main import cli
 from austack.demo import QUICK, STATE_FILE, DemoSteps, run_demo
+from austack.engine.record import BenchOutcome
 from austack.errors import ConfigError
 from austack.results.db import ResultsDB
 from austack.results.schema import ResultRow
@@ -48,7 +50,7 @@ class Fakes:
         return {"backbone": "test_tiny", "loss": "wce" if name == "demo-wce" else "aunce.paper",
                 "epochs": 5, "batch_size": 8, "recipe": name}
 
-    def run_bench(self, cfg, console=None):
+    def run_and_record(self, cfg, console=None, progress=None):
         self.calls.append(f"bench {cfg.recipe}")
         self.configs.append(cfg)
         if cfg.recipe == self.fail_recipe:
@@ -64,10 +66,12 @@ class Fakes:
                 row.f1, row.accuracy = [F1[cfg.recipe]] * 12, [0.7] * 12
                 row.f1_mean, row.accuracy_mean = F1[cfg.recipe], 0.7
             rows.append(row)
-        return rows
+        with ResultsDB(cfg.db) as db:
+            ids = db.insert_many(rows)
+        return BenchOutcome(rows, ids, db=Path(cfg.db))
 
     def steps(self) -> DemoSteps:
-        return DemoSteps(synthesize=self.synthesize, prepare=self.prepare, run_bench=self.run_bench,
+        return DemoSteps(synthesize=self.synthesize, prepare=self.prepare, run_and_record=self.run_and_record,
                          load_recipe=self.load_recipe)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -120,12 +121,34 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_store, tmp_path, loss, 
     assert [e["train_loss"] for e in read_csv(resumed.run_dir)] == [e["train_loss"] for e in read_csv(whole.run_dir)]
 
 
-def test_resume_refuses_a_different_config(tiny_store, tmp_path, wce_row):
+def test_a_changed_setting_is_a_new_run_dir_and_a_foreign_checkpoint_is_refused(tiny_store, tmp_path):
+    first = run(config(tiny_store, tmp_path, epochs=1))[0]
+    other = run(config(tiny_store, tmp_path, epochs=1, lr=1e-3))[0]
+    assert first.status == other.status == "ok"
+    assert first.config_hash != other.config_hash and first.run_dir != other.run_dir
+    assert first.config_hash in first.run_dir
+    # a last.pt moved by hand into the run dir of another config is refused, with the way out
+    shutil.copy(Path(first.run_dir) / CHECKPOINT_NAME, Path(other.run_dir) / CHECKPOINT_NAME)
+    again = run(config(tiny_store, tmp_path, epochs=1, lr=1e-3))[0]
+    assert again.status == "error" and "belongs to another run config" in again.error and "--out-dir" in again.error
+
+
+def test_a_planted_pickle_is_never_executed_on_resume(tiny_store, tmp_path):
+    """`last.pt` is loaded with weights_only=True: a run dir from someone else cannot run code."""
+    import pickle
+
     cfg = config(tiny_store, tmp_path, epochs=1)
-    assert run(cfg)[0].status == "ok"
-    row = run(config(tiny_store, tmp_path, epochs=1, lr=1e-3))[0]
-    assert row.status == "error"
-    assert "belongs to another run config" in row.error and "changed: lr" in row.error and "--out-dir" in row.error
+    row = run(cfg)[0]
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    (Path(row.run_dir) / CHECKPOINT_NAME).write_bytes(pickle.dumps({"config_hash": row.config_hash, "x": Payload()}))
+    again = run(cfg)[0]
+    assert not marker.exists()
+    assert again.status == "error" and "not a checkpoint this austack can resume from" in again.error
 
 
 @pytest.mark.parametrize("loss", ["wce", "aunce.paper"])
@@ -150,10 +173,23 @@ def test_failing_fold_becomes_an_error_row_and_the_others_go_on(tiny_store, tmp_
     assert rows[0].error == "RuntimeError: fold 1 broke"
 
 
-def test_too_few_training_frames_is_a_clear_error(tiny_store, tmp_path):
-    row = run(config(tiny_store, tmp_path, epochs=1, limit_train=4))[0]
-    assert row.status == "error" and "4 training frames" in row.error and "--batch-size" in row.error
-    assert not row.comparable
+def test_too_few_training_frames_is_one_error_before_any_fold(tiny_store, tmp_path):
+    with pytest.raises(ConfigError, match="fold 1: 4 training frames .* lower --batch-size"):
+        run_bench(config(tiny_store, tmp_path, epochs=1, limit_train=4), console=QUIET)
+    assert not (tmp_path / "runs").exists() and not list(tmp_path.rglob("*.pt"))
+
+
+@pytest.mark.parametrize("over, message", [
+    (dict(epochs=0), "epochs must be at least 1"),
+    (dict(pretrained="/nonexistent/w.pth"), "w.pth"),
+    (dict(folds=(7,)), "fold 7"),
+    (dict(loss_options={"tauu": 0.5}), "has no option(s) 'tauu'"),
+])
+def test_mistakes_that_affect_every_fold_fail_once_before_training(tiny_store, tmp_path, over, message):
+    from austack.errors import AustackError
+    with pytest.raises(AustackError, match=re.escape(message)):
+        run_bench(config(tiny_store, tmp_path, loss="aunce.paper", **over), console=QUIET)
+    assert not list(tmp_path.rglob("*.pt"))
 
 
 def test_cosine_schedule_anneals_and_resumes_exactly(tiny_store, tmp_path):
@@ -173,7 +209,7 @@ def test_unknown_lr_schedule_is_refused(tiny_store, tmp_path):
 
 
 def test_linear_evaluation_options_reach_the_linear_heads(tiny_store, tmp_path, monkeypatch):
-    import austack.engine.bench as bench_mod
+    import austack.engine.linear_eval as bench_mod
     from austack.data import BatchAugment
 
     seen = {}

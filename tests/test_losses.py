@@ -138,7 +138,7 @@ def test_every_aunce_loss_has_finite_gradients(name):
     z1.requires_grad_(True)
     z2.requires_grad_(True)
     loss = create_loss(name, rates=RATES.numpy())
-    assert (loss.views, loss.takes) == (2, "embeddings")
+    assert (loss.views, loss.global_batch, loss.regime, loss.augment) == (2, True, "linear_probe", "simclr")
     value = loss(z1, z2, labels)
     value.backward()
     assert value.dtype == torch.float32 and torch.isfinite(value)
@@ -254,7 +254,7 @@ def test_wce_matches_eq1_with_unknowns_masked():
                 total += -float(w[i]) * (y * math.log(p) + (1 - y) * math.log(1 - p))
                 count += 1
     loss = create_loss("wce", weights=w)
-    assert (loss.views, loss.takes) == (1, "probs")
+    assert (loss.views, loss.global_batch, loss.regime) == (1, False, "supervised")
     assert loss(probs, labels).item() == pytest.approx(total / count, rel=1e-10)
     known = labels.clamp(min=0).double()
     assert create_loss("wce")(probs, known).item() == pytest.approx(

@@ -33,12 +33,15 @@ POLICIES: dict[str, dict] = {
     "basic": {"jitter_p": 0.0, "gray_p": 0.0, "blur_p": 0.0},
 }
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from timm.data import IMAGENET_DEFAULT_MEAN as IMAGENET_MEAN, IMAGENET_DEFAULT_STD as IMAGENET_STD  # noqa: E402
 
 
 class BatchAugment(nn.Module):
     """uint8 [B, 3, S, S] -> float normalised view(s) [B, 3, crop, crop].
+
+    resize: the stored faces are first resized to resize x resize (antialiased) when S differs,
+    so the crop takes the same part of the face whatever size the store holds (the paper:
+    256 -> crop 224). None: no resize.
 
     Train mode returns a tensor when views == 1 and a tuple of `views` tensors otherwise (view
     v of image i comes from the same source image i). Eval mode (`.eval()` or train=False)
@@ -53,7 +56,7 @@ class BatchAugment(nn.Module):
                  flip_p: float = 0.5, jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1),
                  jitter_p: float = 0.8, gray_p: float = 0.2, blur_p: float = 0.5,
                  blur_sigma: tuple[float, float] = (0.1, 2.0), blur_kernel: int = 23,
-                 seed: int | None = None, chunk: int = 16):
+                 seed: int | None = None, chunk: int = 16, resize: int | None = None):
         super().__init__()
         if views < 1:
             raise ConfigError(f"views must be 1 or more, got {views}")
@@ -61,7 +64,9 @@ class BatchAugment(nn.Module):
             raise ConfigError(f"blur_kernel must be odd and positive, got {blur_kernel}")
         if not 0.0 <= jitter[3] <= 0.5:
             raise ConfigError(f"hue jitter must be in [0, 0.5], got {jitter[3]}")
-        self.crop, self.views, self.chunk = crop, views, chunk
+        if resize is not None and resize < crop:
+            raise ConfigError(f"resize ({resize} px) must be at least the crop ({crop} px)")
+        self.crop, self.views, self.chunk, self.resize = crop, views, chunk, resize
         self.flip_p, self.jitter, self.jitter_p = flip_p, tuple(jitter), jitter_p
         self.gray_p, self.blur_p, self.blur_sigma = gray_p, blur_p, tuple(blur_sigma)
         self.blur_radius = min(blur_kernel // 2, math.ceil(4 * blur_sigma[1]))
@@ -86,6 +91,8 @@ class BatchAugment(nn.Module):
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ConfigError(f"BatchAugment takes uint8 images [B, 3, S, S], got {images.dtype} "
                               f"{tuple(images.shape)}")
+        if self.resize is not None and images.shape[-1] != self.resize:
+            images = resize_uint8(images, self.resize)
         size = images.shape[-1]
         if images.shape[-2] != size or size < self.crop:
             raise ConfigError(f"BatchAugment(crop={self.crop}) needs square images of at least "
@@ -155,6 +162,13 @@ class BatchAugment(nn.Module):
     def extra_repr(self) -> str:
         return (f"crop={self.crop}, views={self.views}, jitter={self.jitter} p={self.jitter_p}, "
                 f"gray_p={self.gray_p}, blur_p={self.blur_p} sigma={self.blur_sigma}")
+
+
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 [B, 3, S, S] -> uint8 [B, 3, size, size], bilinear with antialiasing."""
+    x = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear",
+                                        antialias=True, align_corners=False)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _uniform(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:

@@ -1,11 +1,11 @@
-"""A seeded DataLoader over an AUStoreDataset: same seed, same batches."""
+"""A seeded DataLoader over an AUStoreDataset: same seed, same batches; one rank's shard under DDP."""
 from __future__ import annotations
 
 import random
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -16,14 +16,18 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, workers: int = 0, seed: int = 0,
-                drop_last: bool = False) -> DataLoader:
+                drop_last: bool = False, distributed: bool = False) -> DataLoader:
     """Batches of (images uint8 [B,3,S,S], labels int8 [B,n_au], rows int64 [B]).
 
-    The shuffle order comes from a generator seeded with `seed`; workers persist across epochs
-    (each keeps its store handle open); memory is pinned when CUDA is available.
+    The shuffle order comes from a generator seeded with `seed` (reseed `loader.generator` per
+    epoch), or with `distributed` from a DistributedSampler shard of this rank (call
+    `loader.sampler.set_epoch`); without drop_last that sampler pads the last shard by
+    repeating rows, which `engine.train.predict` removes. Workers persist across epochs (each
+    keeps its store handle open); memory is pinned when CUDA is available.
     """
     generator = torch.Generator()
     generator.manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
-                      generator=generator, worker_init_fn=_seed_worker, drop_last=drop_last,
+    sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last) if distributed else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      num_workers=workers, generator=generator, worker_init_fn=_seed_worker, drop_last=drop_last,
                       persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())

@@ -1,8 +1,9 @@
-"""The typed recipe of one benchmark run, and what a run returns.
+"""The typed recipe of one benchmark run: `BenchConfig`, declared once.
 
 `BenchConfig` is the contract between the recipe files in `baselines/recipes/`, the
-`austack bench` command, the trainer (`austack.engine`) and the results database
-(`austack.results`). Unset fields (None) keep the defaults of the loss or backbone.
+`austack bench` command (whose options are generated from these fields: see `cli_fields`),
+the engine and the results database. Each field carries its help text and range as metadata,
+so a new setting is one line here. Unset fields (None) keep the defaults of the loss or backbone.
 """
 from __future__ import annotations
 
@@ -11,52 +12,76 @@ from typing import Any
 
 from ..errors import ConfigError
 
-
 LR_SCHEDULES = ("constant", "cosine")
 AUGMENT_POLICIES = ("basic", "simclr")   # the keys of austack.data.augment.POLICIES
+THRESHOLDS = ("0.5", "val")              # 0.5: the paper's; val: per-AU, chosen on validation
+PAPER_CROP_FRACTION = 224 / 256          # the paper crops 224 px out of 256 px aligned faces
 
 
-@dataclass
+def setting(default: Any, help: str, *, cli: bool = True, min: float | None = None, min_open: bool = False,
+            max: float | None = None, choices: tuple[str, ...] | None = None, metavar: str | None = None, hashed: bool = True):
+    """A BenchConfig field: its default plus what the CLI and the config hash need to know.
+
+    min / min_open: the smallest value allowed (exclusive when min_open); choices: allowed
+    strings; cli=False: settable from recipes only; hashed=False: a setting that changes where
+    or how fast a run goes, never the number it produces (left out of the config hash).
+    """
+    meta = dict(help=help, cli=cli, min=min, min_open=min_open, max=max, choices=choices, metavar=metavar,
+                hashed=hashed)
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
 class BenchConfig:
-    backbone: str                      # timm name or registered test encoder, e.g. "resnet18"
-    loss: str                          # registered loss, e.g. "wce", "aunce.paper", "aunce.reference"
-    data: str                          # prepared store (.h5)
-    protocol: str | None = None        # default: the store's own protocol
-    folds: tuple[int, ...] = ()        # () = every fold of the protocol
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-4
-    lr_schedule: str = "constant"      # "constant" (the paper) or "cosine" (annealed to 0 over the epochs)
-    weight_decay: float = 1e-6
-    grad_clip: float | None = None     # clip the gradients' global L2 norm to this; None: no clipping
-    image_size: int = 224              # crop size fed to the encoder (store images are larger)
-    device: str = "auto"               # auto | cpu | cuda | cuda:N
-    seed: int = 0
-    workers: int = 2
-    pretrained: str | None = None      # local weight file; None = random init (said loudly)
-    loss_options: dict[str, Any] = field(default_factory=dict)   # e.g. {"tau": 0.5, "p": [..]}
-    augment: str | None = None         # "basic" (crop+flip) or "simclr"; None: simclr for 2-view losses, else basic
-    linear_epochs: int = 10            # AUNCE: linear evaluation epochs on the frozen encoder
-    linear_lr: float = 1e-2            # AUNCE: Adam step size of the per-AU linear heads
-    linear_augment: bool = False       # AUNCE: fit the heads on fresh 'basic' views each epoch
-                                       # (False: on the centre view, embedded once)
-    compile: bool = False              # torch.compile the training forward (measured in docs/benchmarks.md)
-    limit_train: int | None = None     # debug subsampling: rows so marked are not comparable
-    out_dir: str = "runs"
-    db: str = "results.sqlite"
-    recipe: str | None = None          # recipe name this config came from, if any
+    backbone: str = setting("", "timm name or registered encoder, e.g. resnet18", cli=False)
+    loss: str = setting("", "registered loss, e.g. wce, aunce.paper", cli=False)
+    data: str = setting("", "Prepared store from `austack prepare`.", metavar="STORE.h5", hashed=False)
+    protocol: str | None = setting(None, "Fold protocol. Default: the store's own.", metavar="NAME")
+    folds: tuple[int, ...] = setting((), "Folds to run: K, a list 1,3, or all.", metavar="K|all", hashed=False)
+    epochs: int = setting(20, "Training epochs (the encoder's, for AUNCE).", min=1)
+    batch_size: int = setting(64, "Images per batch (AUNCE draws its pairs from it).", min=2)
+    lr: float = setting(1e-4, "AdamW learning rate.", min=0, min_open=True)
+    lr_schedule: str = setting("constant", "constant (the paper) or cosine annealing over the epochs.",
+                               choices=LR_SCHEDULES)
+    weight_decay: float = setting(1e-6, "AdamW weight decay.", min=0)
+    grad_clip: float | None = setting(None, "Clip the gradients' global L2 norm to NORM each step. "
+                                            "Default: no clipping.", min=0, min_open=True, metavar="NORM")
+    image_size: int = setting(224, "Network input size in px: the stored face is resized to "
+                                   "image-size / crop-fraction, then cropped.", min=16)
+    crop_fraction: float = setting(PAPER_CROP_FRACTION, "Crop side over resized face side (224/256 as "
+                                                        "in the paper; 1: the whole face).", min=0.5, max=1)
+    threshold: str = setting("0.5", "Decision threshold: 0.5 (the paper's) or val (per AU, chosen on "
+                                    "the validation subjects only).", choices=THRESHOLDS)
+    device: str = setting("auto", "auto | cpu | cuda | cuda:N (auto: CUDA when available).", hashed=False)
+    seed: int = setting(0, "Seed; CPU runs with one seed give identical metrics.", hashed=False)
+    workers: int = setting(2, "DataLoader worker processes.", min=0, hashed=False)
+    pretrained: str | None = setting(None, "Local backbone weights. Default: random initialisation "
+                                           "(said in the results).", metavar="FILE")
+    loss_options: dict[str, Any] = setting({}, "Loss options, e.g. tau: 0.5 (CLI: --loss-opt).", cli=False)
+    augment: str | None = setting(None, "Training views: basic (crop+flip) or simclr (+ colour, grey, "
+                                        "blur). Default: the loss's own.", choices=AUGMENT_POLICIES)
+    linear_epochs: int = setting(10, "Linear-probe epochs (losses evaluated by a linear probe).", min=1)
+    linear_lr: float = setting(1e-2, "Linear-probe Adam step size.", min=0, min_open=True)
+    linear_augment: bool = setting(False, "Fit the linear probe on fresh crop+flip views each epoch "
+                                          "(slower) instead of the centre view embedded once.")
+    compile: bool = setting(False, "torch.compile the training forward (see docs/benchmarks.md).",
+                            hashed=False)
+    limit_train: int | None = setting(None, "Debug: train on N frames only; rows are marked not "
+                                            "comparable.", min=1, metavar="N")
+    out_dir: str = setting("runs", "Run dirs go here; rerunning a config resumes it.", hashed=False)
+    db: str = setting("results.sqlite", "Results database.", hashed=False)
+    recipe: str | None = setting(None, "recipe name this config came from", cli=False, hashed=False)
 
     def __post_init__(self):
-        # recipes skip the CLI's range checks: a bad value must fail here, before any training
-        for name in ("lr", "linear_lr", "grad_clip"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConfigError(f"{name} must be positive, got {value}"
-                                  + (" (leave grad_clip unset for no clipping)" if name == "grad_clip" else ""))
-        for name, allowed in (("lr_schedule", LR_SCHEDULES), ("augment", AUGMENT_POLICIES)):
-            value = getattr(self, name)
-            if value is not None and value not in allowed:
-                raise ConfigError(f"unknown {name} {value!r}; expected one of {', '.join(allowed)}")
+        # Recipes skip click's checks: every bad value fails here, before any training.
+        if isinstance(self.threshold, (int, float)) and not isinstance(self.threshold, bool):
+            object.__setattr__(self, "threshold", str(float(self.threshold)))   # YAML reads 0.5 as a number
+        for f in fields(self):
+            _check_value(f, getattr(self, f.name))
+        object.__setattr__(self, "folds", tuple(int(k) for k in self.folds))
+        object.__setattr__(self, "loss_options", dict(self.loss_options))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BenchConfig":
@@ -64,12 +89,36 @@ class BenchConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown recipe key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        d = {k: v for k, v in d.items() if v is not None}
-        if "folds" in d:
-            d["folds"] = tuple(int(f) for f in d["folds"])
-        return cls(**d)
+        return cls(**{k: v for k, v in d.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["folds"] = list(self.folds)
         return d
+
+    def hashed_settings(self) -> dict[str, Any]:
+        """Every setting that can change the number a run produces (see `config_hash`)."""
+        return {f.name: v for f, v in zip(fields(self), self.to_dict().values()) if f.metadata["hashed"]}
+
+
+def cli_fields() -> list:
+    """The BenchConfig fields `austack bench` offers as options, in declaration order."""
+    return [f for f in fields(BenchConfig) if f.metadata["cli"]]
+
+
+def _check_value(f, value) -> None:
+    m = f.metadata
+    if value is None:
+        return
+    if m["choices"] and value not in m["choices"]:
+        raise ConfigError(f"unknown {f.name} {value!r}; expected one of {', '.join(m['choices'])}")
+    if m["min"] is None or isinstance(value, bool):
+        return
+    if not isinstance(value, (int, float)):
+        raise ConfigError(f"{f.name} must be a number, got {value!r}")
+    low, high = m["min"], m["max"]
+    if value < low or (m["min_open"] and value == low) or (high is not None and value > high):
+        bound = ("positive" if low == 0 else f"above {low}") if m["min_open"] else f"at least {low}"
+        bound += f" and at most {high}" if high is not None else ""
+        hint = " (leave grad_clip unset for no clipping)" if f.name == "grad_clip" else ""
+        raise ConfigError(f"{f.name} must be {bound}, got {value}{hint}")

@@ -1,9 +1,11 @@
 """Several processes, one run: DistributedDataParallel helpers for the trainer.
 
-`austack bench` run under `torchrun --nproc-per-node N` (or `torch.multiprocessing.spawn` with
-`spawn_worker`) trains one model on N devices: each rank reads its own shard of every split
+`austack bench` run under `torchrun --nproc-per-node N` (or `--nnodes N` across machines)
+trains one model on N devices: each rank reads its own shard of every split
 (DistributedSampler), gradients are averaged by DDP, rank 0 alone logs, checkpoints and writes
 results, and every rank computes the same metrics from predictions gathered from all ranks.
+Rank 0 reads the files a rank needs (the resume state, the best weights) and broadcasts them,
+so the ranks share no filesystem.
 
 AUNCE draws its positives and negatives from the batch, so each rank gathers the embeddings
 and labels of all ranks' batches (`gather_with_grad`): pairs come from the global batch, and
@@ -84,16 +86,18 @@ def gather_variable(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([p[:s] for p, s in zip(parts, sizes)], dim=0)
 
 
-def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
-    if current().enabled:
-        x = x.clone()
-        dist.all_reduce(x, op=dist.ReduceOp.SUM)
-    return x
-
-
 def barrier() -> None:
     if current().enabled:
         dist.barrier()
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank. DDP sends them at each
+    forward, but the last training step leaves each rank with statistics of its own batch:
+    without this, ranks would evaluate (and save) slightly different models."""
+    if current().enabled:
+        for buf in module.buffers():
+            dist.broadcast(buf, src=0)
 
 
 def broadcast_object(obj: Any) -> Any:
@@ -115,44 +119,3 @@ def wrap(model: torch.nn.Module, device: torch.device, *, find_unused: bool = Fa
         return model
     ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
-def make_loader(dataset, batch_size: int, *, shuffle: bool, workers: int, seed: int, drop_last: bool):
-    """This rank's loader: a DistributedSampler shard of `dataset` (call `sampler.set_epoch`
-    each epoch to reshuffle). Without drop_last the sampler pads the last shard by repeating
-    rows; `train.predict` removes the repeats by row."""
-    from torch.utils.data import DataLoader, DistributedSampler
-
-    sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
-                      persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
-
-
-def spawn_worker(rank: int, world_size: int, config: dict[str, Any], init_file: str, out_file: str,
-                 threads: int | None = None) -> None:
-    """Entry point for `torch.multiprocessing.spawn`: join a gloo/NCCL group through a
-    rendezvous file, run the benchmark and write this rank's result rows as JSON to
-    `out_file.format(rank=rank)`. `threads` caps torch's CPU threads per process."""
-    import json
-
-    from rich.console import Console
-
-    from .bench import run_bench
-    from .config import BenchConfig
-
-    if threads:
-        torch.set_num_threads(threads)
-    cfg = BenchConfig.from_dict(config)
-    backend = "nccl" if cfg.device.startswith("cuda") else "gloo"
-    os.environ["LOCAL_RANK"] = str(rank)
-    dist.init_process_group(backend, init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    try:
-        rows = run_bench(cfg, console=Console(quiet=True))
-        with open(out_file.format(rank=rank), "w", encoding="utf-8") as f:
-            json.dump([r.to_dict() for r in rows], f)
-    finally:
-        dist.destroy_process_group()

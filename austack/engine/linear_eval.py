@@ -3,8 +3,9 @@
 The encoder (trained with AUNCE alone) is frozen and kept in EVAL mode, so BatchNorm uses its
 running statistics and nothing in it changes. Its per-AU embeddings are extracted once (once
 per epoch when the training views are augmented), one linear classifier per AU is fitted on
-them with WCE over the training split, the epoch is chosen by mean F1 on the validation split
-(drawn from training subjects), and the test split is embedded and scored once, at the end.
+them with WCE over the training split, and the epoch is chosen by mean F1 on the validation
+split (drawn from training subjects). The fitted heads join the encoder in the fold's
+`Detector`, which the engine then scores on the test split like any other.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.detector import LinearHeads
 from .train import predict
 
 # Adam step size for the linear heads: a fresh linear layer on fixed features, fitted in a few
@@ -23,40 +25,26 @@ LINEAR_LR = 1e-2
 LINEAR_BATCH = 256
 
 
-class PerAULinear(nn.Module):
-    """One logistic classifier per AU, each on its own AU's embedding: [B, n_au, d] -> probs."""
-
-    def __init__(self, n_au: int, dim: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(n_au, dim))
-        self.bias = nn.Parameter(torch.zeros(n_au))
-        nn.init.normal_(self.weight, std=dim ** -0.5)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(torch.einsum("bad,ad->ba", z, self.weight) + self.bias)
-
-
 @dataclass
 class LinearEvalResult:
+    heads: LinearHeads                    # the heads of the epoch chosen on val
     best_epoch: int                       # 1-based linear-head epoch chosen on val
     val_f1_mean: float
-    test_probs: np.ndarray                # [n_test, n_au], from the chosen head
-    test_labels: np.ndarray
     history: list[dict[str, Any]] = field(default_factory=list)   # per epoch: loss, val_f1_mean
     n_train: int = 0
 
 
 def _embed(encoder, loader, augment, device, *, train_views: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    z, y, _ = predict(encoder, loader, augment, device, output="embeddings", augment_train=train_views)
+    z, y, _ = predict(encoder, loader, augment, device, select=lambda out: out.embeddings, augment_train=train_views)
     return torch.from_numpy(z), torch.from_numpy(y)
 
 
-def linear_eval(encoder: nn.Module, *, train_loader, val_loader, test_loader, eval_augment: nn.Module,
+def linear_eval(encoder: nn.Module, *, train_loader, val_loader, eval_augment: nn.Module,
                 train_augment: nn.Module | None, loss_fn: nn.Module, device: torch.device, epochs: int,
                 score: Callable[[np.ndarray, np.ndarray], float], seed: int = 0, lr: float = LINEAR_LR,
                 batch_size: int = LINEAR_BATCH,
                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> LinearEvalResult:
-    """Fit per-AU linear heads on the frozen `encoder`; choose on val; score test once.
+    """Fit per-AU linear heads on the frozen `encoder`; choose the epoch on val.
 
     `train_augment` None: training embeddings come from the eval view, extracted once.
     `score(probs, labels)` returns the mean F1 used for selection. `loss_fn` is a WCE module
@@ -75,7 +63,7 @@ def linear_eval(encoder: nn.Module, *, train_loader, val_loader, test_loader, ev
     gen = torch.Generator().manual_seed(seed)
     n_au, dim = val_z.shape[1], val_z.shape[2]
     torch.manual_seed(seed)
-    head = PerAULinear(n_au, dim).to(device)
+    head = LinearHeads(n_au, dim).to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=1e-6)
     best_state, best_f1, best_epoch = None, -1.0, 0
     history: list[dict[str, Any]] = []
@@ -109,7 +97,4 @@ def linear_eval(encoder: nn.Module, *, train_loader, val_loader, test_loader, ev
 
     head.load_state_dict(best_state)
     head.eval()
-    test_z, test_y = _embed(encoder, test_loader, eval_augment, device, train_views=False)
-    with torch.no_grad():
-        test_probs = head(test_z.to(device)).cpu().numpy()
-    return LinearEvalResult(best_epoch, best_f1, test_probs, test_y.numpy(), history, len(train_z))
+    return LinearEvalResult(head, best_epoch, best_f1, history, len(train_z))

@@ -6,9 +6,10 @@ autocast with channels_last inputs; on the CPU it is plain fp32 with torch's thr
 Inside the loop nothing waits for the device: the loss is summed on the device and read once
 per log interval.
 
-A loss says what it needs through two class attributes: `views` (1 or 2 augmented views per
-image) and `takes` ("probs": `loss(probs, labels)`, the WCE family; "embeddings":
-`loss(z1, z2, labels)`, the AUNCE family). Two views go through the encoder as one batch of 2B.
+A loss says what it needs (`austack.losses.base`): `views` augmented views per image go through
+the encoder as one batch of views*B, are split back into one `EncoderOutput` per view, and
+`loss.batch_loss(outs, labels)` turns them into the batch's loss; a `global_batch` loss gets
+every rank's batch under DDP.
 """
 from __future__ import annotations
 
@@ -71,19 +72,19 @@ def _stack_views(views: torch.Tensor | tuple | list) -> torch.Tensor:
 def loss_on_batch(model: torch.nn.Module, loss_fn: torch.nn.Module, augment: torch.nn.Module,
                   images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Augment `images` on their device, run the encoder, and apply the loss."""
+    from ..models import EncoderOutput
+
     b = images.shape[0]
     x = _stack_views(augment(images))
     if x.device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast_for(x.device):
         out = model(x)
-    if loss_fn.takes == "probs":
-        return loss_fn(out.probs[:b].float(), labels)
-    z = out.embeddings.float()
-    z1, z2 = z[:b], z[b:2 * b]
-    if ddp.current().enabled:  # pairs come from the global batch (see `gradient_scale`)
-        z1, z2, labels = ddp.gather_with_grad(z1), ddp.gather_with_grad(z2), ddp.gather_with_grad(labels)
-    return loss_fn(z1, z2, labels)
+    outs = [EncoderOutput(*(t[v * b:(v + 1) * b] for t in out)) for v in range(loss_fn.views)]
+    if loss_fn.global_batch and ddp.current().enabled:   # see `gradient_scale`
+        outs = [EncoderOutput(*(ddp.gather_with_grad(t) for t in o)) for o in outs]
+        labels = ddp.gather_with_grad(labels)
+    return loss_fn.batch_loss(outs, labels)
 
 
 def gradient_scale(loss_fn: torch.nn.Module) -> int:
@@ -94,7 +95,7 @@ def gradient_scale(loss_fn: torch.nn.Module) -> int:
     the average DDP takes must be multiplied back by the world size. A per-rank loss (WCE) is a
     mean over equal batches, whose average over ranks is already the global mean.
     """
-    return ddp.current().world_size if loss_fn.takes == "embeddings" else 1
+    return ddp.current().world_size if loss_fn.global_batch else 1
 
 
 def train_one_epoch(model: torch.nn.Module, loader: Iterable, loss_fn: torch.nn.Module,
@@ -108,9 +109,6 @@ def train_one_epoch(model: torch.nn.Module, loader: Iterable, loss_fn: torch.nn.
 
     Raises AustackError if the loss becomes NaN/inf (checked at each log interval).
     """
-    if (loss_fn.takes, loss_fn.views) not in (("probs", 1), ("embeddings", 2)):
-        raise AustackError(f"loss {type(loss_fn).__name__} takes {loss_fn.takes!r} with {loss_fn.views} view(s); "
-                           f"the trainer drives 'probs' with 1 view and 'embeddings' with 2")
     model.train()
     augment.train()
     steps = len(loader)  # type: ignore[arg-type]
@@ -155,12 +153,14 @@ def train_one_epoch(model: torch.nn.Module, loader: Iterable, loss_fn: torch.nn.
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, loader: Iterable, augment: torch.nn.Module, device: torch.device, *,
-            output: str = "probs", augment_train: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run the model in eval mode over `loader`: (outputs, labels, rows) as numpy arrays.
+            select: Callable | None = None, augment_train: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run `model` over `loader` in eval mode: (outputs, labels, rows) as numpy arrays.
 
-    `output` is "probs" ([N, n_au]) or "embeddings" ([N, n_au, d]). `augment_train` draws
-    random training views instead of the deterministic eval view. Under several ranks each
-    rank reads a shard, and every rank gets all rows back, in row order, without duplicates.
+    `select` picks the tensor to return from the model's output (e.g. `lambda o: o.probs` for
+    an encoder); None: the output itself (a Detector's probabilities).
+    `augment_train` draws random training views instead of the deterministic eval view. Under
+    several ranks each rank reads a shard, and every rank gets all rows back, in row order,
+    without duplicates.
     """
     model.eval()
     augment.train(augment_train)
@@ -169,7 +169,7 @@ def predict(model: torch.nn.Module, loader: Iterable, augment: torch.nn.Module, 
         images, labels = to_device(images, labels, device)
         x = _stack_views(augment(images))
         with autocast_for(device):
-            out = getattr(model(x), output)
+            out = model(x) if select is None else select(model(x))
         outs.append(out.float())
         labs.append(labels)
         rows.append(torch.as_tensor(row, device=device).long())

@@ -2,7 +2,7 @@
 
 Registered: ``wce`` (eq. 1), ``aunce.paper`` (the default AUNCE), ``aunce.reference`` (the public
 code's semantics) and ``aunce.A`` .. ``aunce.E`` (Table VII's ablation models; E = paper).
-Every loss is an `nn.Module` with ``views`` and ``takes`` class attributes (see `base`).
+Every loss is an `AULoss`: it declares its views, batch loss and training regime (see `base`).
 """
 from ._registry import LOSSES, create_loss, list_losses, loss_options, register_loss
 from .aunce import AUNCELoss, aunce_loss, draw_positive_types

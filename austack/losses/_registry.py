@@ -1,7 +1,7 @@
 """The loss registry: `register_loss`, `list_losses`, `create_loss`.
 
 An entry is a factory (a class or a function) taking keyword options and returning an
-`nn.Module` with the class attributes `views` and `takes` (see `austack.losses.base`).
+`AULoss` (see `austack.losses.base` for what a loss declares).
 """
 from __future__ import annotations
 

@@ -251,7 +251,9 @@ class AUNCELoss(AULoss):
     """
 
     views = 2
-    takes = "embeddings"
+    global_batch = True
+    regime = "linear_probe"
+    augment = "simclr"
 
     def __init__(self, variant: str = "paper", tau: float = 0.5, p=None, beta_pos: float | None = None,
                  beta_neg: float | None = None, positive: str = "sampled", reweight: bool = True,
@@ -269,7 +271,11 @@ class AUNCELoss(AULoss):
             self.set_rates(rates)
         if weights is not None:   # explicit weights win over those derived from rates
             self.set_weights(weights)
-        self.generator = None if seed is None else torch.Generator().manual_seed(seed)
+        if seed is not None:
+            self.reseed(seed)
+
+    def batch_loss(self, outs, labels: torch.Tensor) -> torch.Tensor:
+        return self(outs[0].embeddings.float(), outs[1].embeddings.float(), labels)
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor, labels: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:

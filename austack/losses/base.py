@@ -1,9 +1,16 @@
 """What every austack loss shares: how it is driven, and its per-AU weights.
 
-A trainer drives any registered loss from two class attributes:
-``views`` (1 or 2 augmented views per image) and ``takes``:
-``"probs"`` -> ``loss(probs [B, n_au], labels [B, n_au])``;
-``"embeddings"`` -> ``loss(z1 [B, n_au, d], z2 [B, n_au, d], labels [B, n_au])``.
+A loss declares everything the trainer needs to drive it, so a new loss needs no change to
+the engine:
+``views``: augmented views per image (1 or 2);
+``batch_loss(outs, labels)``: the loss of one batch from the encoder's outputs, one
+`EncoderOutput` per view (``.embeddings [B, n_au, d]``, ``.probs [B, n_au]``);
+``global_batch``: the loss compares samples across the batch, so under DDP the trainer hands
+it every rank's batch (AUNCE draws positives and negatives from it);
+``regime``: how a detector is made and selected (`austack.engine.regimes`): "supervised"
+(the encoder's own probabilities, epoch chosen on validation) or "linear_probe" (a per-AU
+linear classifier fitted on the frozen encoder);
+``augment``: the default training-view policy.
 Labels are 1 (active), 0 (inactive) or -1 (unknown).
 
 Before training it calls ``loss.set_rates(training_rates)`` (see `occurrence_rates`): each loss
@@ -21,16 +28,27 @@ from .weights import au_weights
 
 
 class AULoss(nn.Module):
-    views: ClassVar[int]
-    takes: ClassVar[str]
+    views: ClassVar[int] = 1
+    global_batch: ClassVar[bool] = False
+    regime: ClassVar[str] = "supervised"
+    augment: ClassVar[str] = "basic"
     uses_weights: bool = True   # whether set_rates turns rates into per-AU weights w_i
 
     def __init__(self, weights=None):
         super().__init__()
         self.register_buffer("weights", None)
         self.register_buffer("rates", None)
+        self.generator: torch.Generator | None = None
         if weights is not None:
             self.set_weights(weights)
+
+    def batch_loss(self, outs: Sequence, labels: torch.Tensor) -> torch.Tensor:
+        """The loss of one batch: `outs` holds one EncoderOutput per view, in view order."""
+        raise NotImplementedError
+
+    def reseed(self, seed: int) -> None:
+        """Give the loss its own CPU generator (every rank then draws the same numbers)."""
+        self.generator = torch.Generator().manual_seed(int(seed))
 
     def set_weights(self, weights) -> None:
         """Use these per-AU weights w_i (one per AU, positive)."""

@@ -35,7 +35,7 @@ class WCELoss(AULoss):
     """Eq. (1). `weights` [n_au] default to ones; `set_rates` / `set_weights` set them."""
 
     views = 1
-    takes = "probs"
+    regime = "supervised"
 
     def __init__(self, weights=None, eps: float = 1e-6):
         super().__init__(weights)
@@ -45,6 +45,9 @@ class WCELoss(AULoss):
 
     def forward(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return wce_loss(probs, labels, self._weights_for(probs.shape[-1], probs), eps=self.eps)
+
+    def batch_loss(self, outs, labels: torch.Tensor) -> torch.Tensor:
+        return self(outs[0].probs.float(), labels)
 
     def extra_repr(self) -> str:
         return f"eps={self.eps}, weighted={self.weights is not None}"

@@ -19,8 +19,7 @@ from torch import nn
 from ..errors import UnknownNameError, did_you_mean
 from ..registry import Registry
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from timm.data import IMAGENET_DEFAULT_MEAN as IMAGENET_MEAN, IMAGENET_DEFAULT_STD as IMAGENET_STD  # noqa: E402
 
 # d = C / ratio: C/4 for convolutional maps (ResNet), C/2 for transformer tokens (Swin, ViT).
 EMBED_RATIO = {"conv": 4, "tokens": 2}

@@ -12,7 +12,6 @@ reported in the returned record and otherwise ignored.
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..fileio import sha256_file
 from ..errors import ConfigError
 
 _CONTAINER_KEYS = ("state_dict_ema", "state_dict", "model")
@@ -32,14 +32,6 @@ class LoadedWeights:
     sha256: str
     n_tensors: int
     ignored_keys: tuple[str, ...]   # in the file, not in the backbone (e.g. fc.weight)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

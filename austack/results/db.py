@@ -24,8 +24,8 @@ from typing import Any, Iterable
 from ..errors import ResultsError
 from .schema import ResultRow
 
-_JSON_FIELDS = ("loss_options", "config", "aus", "f1", "accuracy")
-_BOOL_FIELDS = ("comparable",)
+_JSON_FIELDS = ("loss_options", "config", "aus", "f1", "accuracy", "thresholds", "provenance")
+_BOOL_FIELDS = ("comparable", "synthetic")
 STATUSES = ("ok", "error")
 BUSY_TIMEOUT_S = 60.0
 
@@ -72,6 +72,17 @@ _MIGRATIONS: list[str] = [
         created         TEXT NOT NULL
     );
     CREATE INDEX results_lookup ON results (dataset, protocol, backbone, loss, status);
+    """,
+    """
+    ALTER TABLE results ADD COLUMN config_hash TEXT NOT NULL DEFAULT '';
+    ALTER TABLE results ADD COLUMN synthetic INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE results ADD COLUMN label_noise REAL;
+    ALTER TABLE results ADD COLUMN thresholds TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE results ADD COLUMN predictions TEXT;
+    ALTER TABLE results ADD COLUMN predictions_sha256 TEXT;
+    ALTER TABLE results ADD COLUMN detector TEXT;
+    ALTER TABLE results ADD COLUMN provenance TEXT NOT NULL DEFAULT '{}';
+    CREATE INDEX results_identity ON results (config_hash, store_checksum, fold, seed, status);
     """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -182,6 +193,33 @@ class ResultsDB:
             where.append("comparable = 1")
         sql = "SELECT * FROM results" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
         return [(rec["id"], _from_record(rec, self.path)) for rec in self._connect().execute(sql, args)]
+
+    def check_writable(self) -> None:
+        """Prove a row could be written now (a read-only file or folder fails here, before a
+        run trains for hours and then cannot record its result)."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO schema_version VALUES (-1, 'write probe')")
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise ResultsError(f"cannot write the results database {self.path} (SQLite: {e}); pass --db with "
+                               f"a writable file", path=self.path) from None
+
+    def recorded(self, config_hash: str, store_checksum: str, seed: int) -> dict[int, int]:
+        """Fold -> row id of the `ok` rows already recorded for this config, store and seed."""
+        sql = ("SELECT id, fold FROM results WHERE config_hash = ? AND store_checksum = ? AND seed = ? "
+               "AND status = 'ok' ORDER BY id")
+        rows = self._connect().execute(sql, (config_hash, store_checksum, int(seed)))
+        return {rec["fold"]: rec["id"] for rec in rows}
+
+    def get(self, row_id: int) -> ResultRow:
+        rec = self._connect().execute("SELECT * FROM results WHERE id = ?", (int(row_id),)).fetchone()
+        if rec is None:
+            raise ResultsError(f"results database {self.path} has no row {row_id}", path=self.path)
+        return _from_record(rec, self.path)
 
     def count(self, status: str | None = None) -> int:
         sql, args = "SELECT COUNT(*) FROM results", []

@@ -1,6 +1,6 @@
 """One measured result: a (recipe, fold) cell of a benchmark, as stored in the results DB.
 
-The trainer (`austack.engine`) fills a `ResultRow` per fold; `austack.results.db` stores it;
+The engine builds one `ResultRow` per fold, once, when the fold is scored; `austack.results.db` stores it;
 leaderboards read it back. A failed cell is a row too (`status="error"`, `error` set), so a
 grid never dies on one bad config and the failure stays on record.
 """
@@ -17,7 +17,7 @@ class ResultRow:
     protocol: str                 # protocol id, e.g. bp4d-3fold@v1
     protocol_hash: str
     store: str                    # path of the prepared store
-    store_checksum: str           # sha256 over the store's per-session checksums
+    store_checksum: str           # the store's content identity (images, labels, landmarks, ids, protocol)
     fold: int
     backbone: str
     loss: str
@@ -51,6 +51,15 @@ class ResultRow:
     status: str = "ok"             # ok | error
     error: str | None = None
     created: str = ""              # ISO-8601 UTC
+    # identity and what the number can be re-derived from (docs/results.md)
+    config_hash: str = ""          # over every setting that can change the number (BenchConfig)
+    synthetic: bool = False        # the store came from `austack synth`, never real data
+    label_noise: float | None = None   # synth's label-noise level, for synthetic stores
+    thresholds: list[float] = field(default_factory=list)   # per AU, as applied to the test split
+    predictions: str | None = None     # npz: val/test probabilities, labels and store rows
+    predictions_sha256: str | None = None
+    detector: str | None = None        # the self-describing detector file of this fold
+    provenance: dict[str, Any] = field(default_factory=dict)   # versions, weight sha256, git state
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,182 @@
+"""What a run knows before its first fold (`RunContext`), and what one fold is built from (`Fold`).
+
+`open_run` resolves the store, protocol, device and config hash once; `build_fold` makes one
+fold's datasets, loaders, encoder, loss, augmenters and optimizer from it. Seeds come from
+`seeds.seed_for` with named purposes, so a resumed or repeated fold draws exactly the same.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from rich.console import Console
+
+from ..errors import ConfigError
+from ..protocols import Protocol, load_protocol
+from . import ddp
+from .config import BenchConfig
+from .seeds import seed_everything, seed_for
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """The root attributes of a store that a run needs, read without loading any frame."""
+
+    path: str
+    dataset: str
+    protocol: str
+    protocol_hash: str
+    aus: tuple[int, ...]
+    identity: str                  # content identity: images, labels, landmarks, ids, protocol
+    image_size: int
+    alignment: dict
+    synthetic: bool = False
+    label_noise: float | None = None
+
+
+def read_store_info(path: str | Path) -> StoreInfo:
+    from .. import store as store_module
+
+    with store_module.open_store(path) as store:
+        identity = _identity(store_module, store)
+        return StoreInfo(str(store.path), store.dataset, store.settings.protocol, store.settings.protocol_hash,
+                         tuple(store.aus), identity, int(store.settings.alignment["size"]),
+                         dict(store.settings.alignment), bool(getattr(store, "source_synthetic", False)),
+                         getattr(store, "source_noise", None))
+
+
+def _identity(store_module, store) -> str:
+    if hasattr(store_module, "store_identity"):
+        return store_module.store_identity(store.path)
+    # stores written before content identities: the sha256 over the per-session image checksums
+    return hashlib.sha256(b"".join(bytes(s) for s in store.sessions["sha256"])).hexdigest()
+
+
+def config_hash(cfg: BenchConfig, store: StoreInfo, protocol: Protocol, weights_sha256: str | None) -> str:
+    """12 hex digits over every setting that can change a fold's number (`hashed` fields of
+    BenchConfig), the protocol's hash and the pretrained weights' content; not the store (results
+    carry its identity separately) and not fold, seed, device, workers or paths."""
+    blob = json.dumps({"config": cfg.hashed_settings(), "protocol": protocol.hash, "weights": weights_sha256},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@dataclass
+class RunContext:
+    cfg: BenchConfig
+    store: StoreInfo
+    protocol: Protocol
+    device: torch.device
+    config_hash: str
+    weights_sha256: str | None
+    console: Console
+    progress: Callable | None = None
+    world_size: int = 1
+    provenance: dict = field(default_factory=dict)   # versions, weight sha256, git state
+
+    @property
+    def aus(self) -> list[int]:
+        return list(self.protocol.aus)
+
+    @property
+    def resize(self) -> int:
+        """The side the stored faces are resized to before the crop (the paper: 256 for 224)."""
+        return max(self.cfg.image_size, round(self.cfg.image_size / self.cfg.crop_fraction))
+
+    def run_dir(self, fold: int) -> Path:
+        """`<out_dir>/<dataset>-<backbone>-<loss>-<config hash>-seed<k>/fold<k>`: a changed
+        setting is a new run dir, the same settings resume or reuse theirs."""
+        safe = lambda s: "".join(c if c.isalnum() or c in "._+-" else "_" for c in s)
+        c = self.cfg
+        name = f"{safe(self.store.dataset)}-{safe(c.backbone)}-{safe(c.loss)}-{self.config_hash}-seed{c.seed}"
+        return Path(c.out_dir).expanduser().resolve() / name / f"fold{fold}"
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """`auto` -> this rank's GPU when CUDA is available, else the CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu or auto")
+        if name == "cuda":
+            name = f"cuda:{local_rank}"
+        torch.cuda.set_device(torch.device(name))
+    elif name != "cpu":
+        raise ConfigError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N")
+    return torch.device(name)
+
+
+def resolve_protocol(cfg: BenchConfig, store: StoreInfo) -> Protocol:
+    protocol = load_protocol(cfg.protocol or store.protocol)
+    if protocol.dataset != store.dataset:
+        raise ConfigError(f"protocol {protocol.id} is for {protocol.dataset}, but {store.path} holds {store.dataset}")
+    missing = [a for a in protocol.aus if a not in store.aus]
+    if missing:
+        raise ConfigError(f"protocol {protocol.id} scores AU {missing} that {store.path} lacks (store AUs: "
+                          f"{list(store.aus)}); prepare the store with this protocol")
+    return protocol
+
+
+@dataclass
+class Fold:
+    """Everything one fold trains and evaluates with."""
+
+    k: int
+    run_dir: Path
+    splits: dict[str, Any]
+    loaders: Any
+    encoder: torch.nn.Module
+    model: torch.nn.Module          # the encoder as trained: DDP-wrapped and/or compiled
+    loss_fn: torch.nn.Module
+    train_aug: torch.nn.Module
+    eval_aug: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def build_fold(run: RunContext, k: int) -> Fold:
+    from ..data import AUStoreDataset
+    from ..losses import create_loss
+    from ..models import create_encoder
+    from .loaders import FoldLoaders
+
+    cfg, device, rank = run.cfg, run.device, ddp.current().rank
+    splits = {s: AUStoreDataset(run.store.path, protocol=run.protocol.id, fold=k, split=s,
+                                limit=cfg.limit_train if s == "train" else None) for s in ("train", "val", "test")}
+    seed_everything(seed_for(cfg.seed, "init", fold=k))
+    encoder = create_encoder(cfg.backbone, len(run.aus), pretrained=cfg.pretrained).to(device)
+    if device.type == "cuda":
+        encoder = encoder.to(memory_format=torch.channels_last)
+    loss_fn = create_loss(cfg.loss, **cfg.loss_options).to(device)
+    loss_fn.set_rates(splits["train"].au_rates(), aus=run.aus)
+    train_aug, eval_aug = make_augmenters(run, encoder, loss_fn, k, rank)
+    optimizer = torch.optim.AdamW(encoder.parameters(), lr=cfg.lr, betas=(0.9, 0.999),
+                                  weight_decay=cfg.weight_decay, fused=device.type == "cuda")
+    scheduler = None   # constant lr (the paper's); cosine annealing to 0, stepped per epoch
+    if cfg.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    # A loss that never reads `probs` leaves the classifier vectors without gradient under DDP.
+    model = ddp.wrap(encoder, device, find_unused=loss_fn.regime != "supervised")
+    if cfg.compile:   # training steps only: validation and test run the eager encoder
+        model = torch.compile(model)
+    return Fold(k, run.run_dir(k), splits, FoldLoaders(splits, cfg, k), encoder, model, loss_fn, train_aug,
+                eval_aug, optimizer, scheduler)
+
+
+def make_augmenters(run: RunContext, encoder, loss_fn, k: int, rank: int):
+    """The training views (the loss's own policy unless --augment says otherwise) and the
+    deterministic evaluation view, both resizing the stored face the same way."""
+    from ..data import BatchAugment
+
+    cfg, (mean, std) = run.cfg, (encoder.config.mean, encoder.config.std)
+    policy = cfg.augment or loss_fn.augment
+    train = BatchAugment.from_policy(policy, cfg.image_size, views=loss_fn.views, train=True, mean=mean, std=std,
+                                     resize=run.resize, seed=seed_for(cfg.seed, "augment", fold=k, rank=rank))
+    evaluate = BatchAugment(cfg.image_size, views=1, train=False, mean=mean, std=std, resize=run.resize, seed=0)
+    return train.to(run.device), evaluate.to(run.device)

@@ -1,0 +1,85 @@
+"""`run_and_record`: run a recipe and write its rows into the results database, fold by fold.
+
+The one path from a `BenchConfig` to recorded results; `austack bench`, `austack demo` and
+scripts call it. The database is opened (and so proven writable) before any training; each
+fold's row is written as soon as the fold ends, so a crash later loses nothing already
+measured; and a fold already recorded for the same config hash, store identity and seed is
+not run again: its recorded row is returned instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from ..errors import ConfigError, ResultsError
+from ..results.schema import ResultRow
+from . import ddp
+from .bench import print_run, run_fold_safely
+from .config import BenchConfig
+from .events import Progress
+from .preflight import open_run
+
+
+@dataclass
+class BenchOutcome:
+    rows: list[ResultRow]                  # one per fold, in fold order (reused ones included)
+    ids: list[int]                         # their row ids in the database
+    reused: list[int] = field(default_factory=list)   # folds found already recorded
+    db: Path | None = None
+
+    @property
+    def ok(self) -> list[ResultRow]:
+        return [r for r in self.rows if r.status == "ok"]
+
+    def summary(self):
+        """Mean and spread over the folds that finished (`metrics.FoldSummary`), or None."""
+        from ..metrics import AUScores, fold_summary
+        import numpy as np
+
+        ok = self.ok
+        if not ok:
+            return None
+        return fold_summary([AUScores(r.aus, np.asarray(r.f1, float), np.asarray(r.accuracy, float),
+                                      np.zeros(len(r.aus)), np.zeros(len(r.aus)), r.thresholds) for r in ok])
+
+
+def run_and_record(cfg: BenchConfig, *, console: Console | None = None,
+                   progress: Progress | None = None) -> BenchOutcome:
+    from ..results.db import ResultsDB
+
+    run = open_run(cfg, console, progress)
+    main = ddp.current().is_main
+    db = _open_db(run.cfg.db) if main else None
+    done = ddp.broadcast_object(db.recorded(run.config_hash, run.store.identity, run.cfg.seed) if main else {})
+    print_run(run)
+    outcome = BenchOutcome([], [], db=None if db is None else db.path)
+    for k in run.cfg.folds:
+        if k in done:
+            run.console.print(f"fold {k}: already recorded as row {done[k]} (same config {run.config_hash}, "
+                              f"store and seed); not run again")
+            outcome.reused.append(k)
+            outcome.ids.append(done[k])
+            outcome.rows.append(db.get(done[k]) if main else None)
+            continue
+        row = run_fold_safely(run, k)
+        outcome.rows.append(row)
+        outcome.ids.append(db.insert(row) if main else -1)
+    if main:
+        db.close()
+    return outcome
+
+
+def _open_db(path: str) -> "ResultsDB":
+    from ..results.db import ResultsDB
+
+    try:
+        db = ResultsDB(Path(path).expanduser())
+        db.check_writable()
+    except ResultsError:
+        raise
+    except OSError as e:
+        raise ConfigError(f"cannot write the results database {path} ({e.strerror or e}); pass --db with a "
+                          f"writable file", path=path) from None
+    return db

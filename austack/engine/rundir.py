@@ -1,0 +1,55 @@
+"""The files of a fold's run dir, each written atomically.
+
+`config.yaml` (the resolved config, fold and hashes), `epochs.csv` (one row per epoch),
+`last.pt` (resume, `checkpoint`), `best.pt` (the supervised regime's best weights),
+`detector.pt` (the self-describing detector, `austack.models.detector`) and `predictions.npz`
+(validation and test probabilities, labels and store rows, from which `austack rescore`
+recomputes every metric without retraining).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ..fileio import atomic_open, atomic_write_text, sha256_file
+
+CSV_COLUMNS = ("phase", "epoch", "train_loss", "val_f1_mean", "images_per_s", "seconds", "lr")
+PREDICTIONS_NAME = "predictions.npz"
+DETECTOR_NAME = "detector.pt"
+
+
+def write_config(run_dir: Path, config: dict[str, Any], **extra: Any) -> None:
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({**config, **extra}, sort_keys=False))
+
+
+def write_epochs_csv(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for h in history:
+        w.writerow({k: ("" if h.get(k) is None else h[k]) for k in CSV_COLUMNS})
+    atomic_write_text(run_dir / "epochs.csv", buf.getvalue())
+
+
+def save_predictions(run_dir: Path, splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                     aus: list[int], thresholds: list[float]) -> tuple[Path, str]:
+    """`predictions.npz` with `<split>_probs`, `<split>_labels`, `<split>_rows` per split, the AU
+    list and the thresholds applied; returns its path and sha256."""
+    arrays = {"aus": np.asarray(aus, np.int32), "thresholds": np.asarray(thresholds, np.float64)}
+    for split, (probs, labels, rows) in splits.items():
+        arrays.update({f"{split}_probs": probs.astype(np.float32), f"{split}_labels": labels.astype(np.int8),
+                       f"{split}_rows": rows.astype(np.int64)})
+    path = run_dir / PREDICTIONS_NAME
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path, sha256_file(path)
+
+
+def load_predictions(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}

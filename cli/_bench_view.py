@@ -1,0 +1,43 @@
+"""What `austack bench` shows at the end: the per-AU table, and a leaderboard after a glob
+(the progress while it runs is `austack.progress.BenchView`)."""
+from __future__ import annotations
+
+from austack.progress import BenchView  # noqa: F401  (the bench command's live view)
+
+
+def print_results(console, rows) -> None:
+    """Per-AU test F1 (%) of each fold and their mean; failed folds listed under the table."""
+    from rich.table import Table
+
+    ok = [r for r in rows if r is not None and r.status == "ok"]
+    if ok:
+        table = Table(title=f"{ok[0].dataset} {ok[0].backbone} + {ok[0].loss}: test F1 (%)")
+        table.add_column("AU", no_wrap=True)
+        for r in ok:
+            table.add_column(f"fold {r.fold}", justify="right", no_wrap=True)
+        table.add_column("mean", justify="right", no_wrap=True, style="bold")
+        for i, au in enumerate(ok[0].aus):
+            values = [r.f1[i] for r in ok]
+            table.add_row(f"AU{au}", *(f"{100 * v:.1f}" for v in values), f"{100 * sum(values) / len(values):.1f}")
+        table.add_section()
+        for name, get in (("Avg. F1", lambda r: r.f1_mean), ("Avg. accuracy", lambda r: r.accuracy_mean),
+                          ("val F1 (selection)", lambda r: r.val_f1_mean)):
+            values = [get(r) for r in ok]
+            table.add_row(name, *(f"{100 * v:.1f}" for v in values), f"{100 * sum(values) / len(values):.1f}")
+        table.add_row("best epoch", *(str(r.best_epoch) for r in ok), "")
+        console.print(table)
+        if not ok[0].comparable:
+            console.print("[yellow]debug subsampling (--limit-train): not comparable with other rows[/yellow]")
+    for r in rows:
+        if r is not None and r.status == "error":
+            console.print(f"[red]fold {r.fold} failed:[/red] {r.error}")
+
+
+def print_table_leaderboard(outcomes) -> None:
+    """After a recipe glob: the leaderboard of the datasets those recipes ran on."""
+    from austack.results.leaderboard import leaderboards_from_db, print_rich
+
+    for db in dict.fromkeys(o.db for o in outcomes if o.db is not None):
+        datasets = {r.dataset for o in outcomes for r in o.rows if r is not None}
+        for dataset in sorted(datasets):
+            print_rich(leaderboards_from_db(db, dataset, published=True, show_all=True))
