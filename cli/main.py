@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "Summarise a prepared store per subject and fold."),
     "bench": ("bench", "Train and evaluate an AU detector on a prepared store; record the result."),
     "leaderboard": ("leaderboard", "Per-AU F1 of recorded results beside the published numbers."),
+    "rescore": ("rescore", "Recompute a run's metrics from its stored predictions."),
+    "compare": ("compare", "Paired difference in mean F1 of two results, with a CI and p-value."),
     "protocols": ("protocols", "List the versioned fold protocols, or show one."),
     "cite": ("cite", "Citations for a dataset, its protocol and austack."),
     "list": ("listing", "List registered backbones, losses, readers or recipes."),

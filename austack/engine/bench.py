@@ -120,7 +120,7 @@ def finish_fold(run: RunContext, fold: Fold, selection: Selection, detector, out
         from .rundir import write_epochs_csv
         write_epochs_csv(fold.run_dir, fold.history)
         detector.save(fold.run_dir / DETECTOR_NAME)
-        pred_path, sha = save_predictions(fold.run_dir, outputs, run.aus, thresholds)
+        pred_path, sha = save_predictions(fold.run_dir, outputs, subjects_of(run, outputs), run.aus, thresholds)
     return make_row(
         run, fold.k, t0, status="ok",
         f1=[float(x) for x in scores.f1], accuracy=[float(x) for x in scores.accuracy],
@@ -130,6 +130,14 @@ def finish_fold(run: RunContext, fold: Fold, selection: Selection, detector, out
         images_per_s=stats.images_per_s, peak_mem_mb=peak_memory_mb(run.device), thresholds=list(thresholds),
         predictions=None if pred_path is None else str(pred_path), predictions_sha256=sha,
         detector=str(fold.run_dir / DETECTOR_NAME))
+
+
+def subjects_of(run: RunContext, outputs) -> dict[str, np.ndarray]:
+    """The subject of every predicted row, per split (the unit of the bootstrap intervals)."""
+    from ..store import open_store
+
+    with open_store(run.store.path) as store:
+        return {s: np.asarray(store.subjects[rows]).astype(str) for s, (_, _, rows) in outputs.items()}
 
 
 def make_row(run: RunContext, k: int, t0: float, **outcome: Any) -> ResultRow:

@@ -14,7 +14,8 @@ from ..errors import ConfigError
 
 LR_SCHEDULES = ("constant", "cosine")
 AUGMENT_POLICIES = ("basic", "simclr")   # the keys of austack.data.augment.POLICIES
-THRESHOLDS = ("0.5", "val")              # 0.5: the paper's; val: per-AU, chosen on validation
+THRESHOLDS = ("0.5", "val")
+NOISE_KINDS = ("symmetric", "missed")    # flip any known label / turn active labels inactive              # 0.5: the paper's; val: per-AU, chosen on validation
 PAPER_CROP_FRACTION = 224 / 256          # the paper crops 224 px out of 256 px aligned faces
 
 
@@ -54,6 +55,10 @@ class BenchConfig:
                                                         "in the paper; 1: the whole face).", min=0.5, max=1)
     threshold: str = setting("0.5", "Decision threshold: 0.5 (the paper's) or val (per AU, chosen on "
                                     "the validation subjects only).", choices=THRESHOLDS)
+    label_noise: float = setting(0.0, "Study: flip this share of the known training and validation "
+                                      "labels (the test split keeps the store's labels).", min=0, max=0.5)
+    label_noise_kind: str = setting("symmetric", "symmetric (any label flips) or missed (active labels "
+                                                 "become inactive, as a missed AU).", choices=NOISE_KINDS)
     device: str = setting("auto", "auto | cpu | cuda | cuda:N (auto: CUDA when available).", hashed=False)
     seed: int = setting(0, "Seed; CPU runs with one seed give identical metrics.", hashed=False)
     workers: int = setting(2, "DataLoader worker processes.", min=0, hashed=False)

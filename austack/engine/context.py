@@ -149,6 +149,8 @@ def build_fold(run: RunContext, k: int) -> Fold:
     cfg, device, rank = run.cfg, run.device, ddp.current().rank
     splits = {s: AUStoreDataset(run.store.path, protocol=run.protocol.id, fold=k, split=s,
                                 limit=cfg.limit_train if s == "train" else None) for s in ("train", "val", "test")}
+    for split in ("train", "val"):   # the test split always keeps the store's (clean) labels
+        add_label_noise(splits[split], cfg, k)
     seed_everything(seed_for(cfg.seed, "init", fold=k))
     encoder = create_encoder(cfg.backbone, len(run.aus), pretrained=cfg.pretrained).to(device)
     if device.type == "cuda":
@@ -167,6 +169,21 @@ def build_fold(run: RunContext, k: int) -> Fold:
         model = torch.compile(model)
     return Fold(k, run.run_dir(k), splits, FoldLoaders(splits, cfg, k), encoder, model, loss_fn, train_aug,
                 eval_aug, optimizer, scheduler)
+
+
+def add_label_noise(dataset, cfg: BenchConfig, k: int) -> None:
+    """Flip `cfg.label_noise` of the dataset's known labels in place (a noise study; unknown
+    labels stay unknown). The flips depend on the seed, fold and split only, so every config of
+    a study sees the same noisy labels."""
+    if not cfg.label_noise:
+        return
+    import numpy as np
+
+    rng = np.random.default_rng(seed_for(cfg.seed, "noise", fold=k, epoch=("train", "val").index(dataset.split)))
+    y = dataset.labels
+    eligible = (y >= 0) if cfg.label_noise_kind == "symmetric" else (y == 1)
+    flip = eligible & (rng.random(y.shape) < cfg.label_noise)
+    y[flip] = 1 - y[flip]
 
 
 def make_augmenters(run: RunContext, encoder, loss_fn, k: int, rank: int):

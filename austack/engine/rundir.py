@@ -37,13 +37,14 @@ def write_epochs_csv(run_dir: Path, history: list[dict[str, Any]]) -> None:
 
 
 def save_predictions(run_dir: Path, splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
-                     aus: list[int], thresholds: list[float]) -> tuple[Path, str]:
-    """`predictions.npz` with `<split>_probs`, `<split>_labels`, `<split>_rows` per split, the AU
-    list and the thresholds applied; returns its path and sha256."""
+                     subjects: dict[str, np.ndarray], aus: list[int], thresholds: list[float]) -> tuple[Path, str]:
+    """`predictions.npz` with `<split>_probs`, `<split>_labels`, `<split>_rows` (store rows) and
+    `<split>_subjects` per split, the AU list and the thresholds applied; returns path and sha256."""
     arrays = {"aus": np.asarray(aus, np.int32), "thresholds": np.asarray(thresholds, np.float64)}
     for split, (probs, labels, rows) in splits.items():
         arrays.update({f"{split}_probs": probs.astype(np.float32), f"{split}_labels": labels.astype(np.int8),
-                       f"{split}_rows": rows.astype(np.int64)})
+                       f"{split}_rows": rows.astype(np.int64),
+                       f"{split}_subjects": np.asarray(subjects[split]).astype(str)})
     path = run_dir / PREDICTIONS_NAME
     with atomic_open(path, "wb") as f:
         np.savez(f, **arrays)

@@ -21,6 +21,7 @@ PURPOSES = (
     "augment",         # the training views
     "probe",           # linear-probe head initialisation and batch order
     "probe_augment",   # linear-probe training views (--linear-augment)
+    "noise",           # label noise of a noise study (--label-noise)
 )
 
 
