@@ -16,6 +16,8 @@ from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
+from .errors import AustackError
+
 T = TypeVar("T")
 R = TypeVar("R")
 PR_SET_PDEATHSIG = 1
@@ -34,20 +36,39 @@ class InlineExecutor(Executor):
         return future
 
 
+class WorkerLostError(AustackError):
+    """A job failed in the executor itself (a worker died, a pool broke), not in its own code."""
+
+
+OnError = Callable[[object, Exception], Exception]
+
+
+def _result(tag, fut: Future | None, on_error: OnError | None):
+    if fut is None:
+        return None
+    try:
+        return fut.result()
+    except Exception as e:
+        if on_error is None:
+            raise
+        raise on_error(tag, e) from e
+
+
 def ordered_map(executor: Executor, fn: Callable[[T], R], items: Iterable[tuple[object, T | None]],
-                window: int) -> Iterator[tuple[object, R | None]]:
+                window: int, on_error: OnError | None = None) -> Iterator[tuple[object, R | None]]:
     """(tag, fn(job)) for each (tag, job) of `items`, in order; a None job yields (tag, None)
-    without running. At most `window` items are submitted and not yet yielded."""
+    without running. At most `window` items are submitted and not yet yielded. A job that
+    raises raises here, as `on_error(tag, error)` when given (to name what failed)."""
     pending: deque = deque()
     try:
         for tag, job in items:
             while pending and (len(pending) >= window or pending[0][1] is None):
                 t, fut = pending.popleft()
-                yield t, None if fut is None else fut.result()
+                yield t, _result(t, fut, on_error)
             pending.append((tag, None if job is None else executor.submit(fn, job)))
         while pending:
             t, fut = pending.popleft()
-            yield t, None if fut is None else fut.result()
+            yield t, _result(t, fut, on_error)
     finally:  # stopped early (an error, Ctrl-C): drop what has not started
         for _, fut in pending:
             if fut is not None:

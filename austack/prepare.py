@@ -24,8 +24,8 @@ from typing import Callable, Iterator
 
 from .align import alignment_params
 from .datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef, create_reader
-from .errors import ConfigError, StoreMismatchError
-from .executors import local_executor, ordered_map
+from .errors import AustackError, ConfigError, StoreMismatchError
+from .executors import WorkerLostError, local_executor, ordered_map
 from .prepare_chunk import ChunkResult, Job, job_key, process_chunk
 from .protocols import load_protocol
 from .store import ORIGIN, StoreSettings, StoreWriter
@@ -218,15 +218,27 @@ def prepare(dataset: str, raw_dir: str | os.PathLike, out: str | os.PathLike, *,
             landmarks: str = "auto", size: int = 256, box_enlarge: float = 2.9, store: str = "jpeg",
             resume: bool = False, force: bool = False, reader_options: dict | None = None,
             progress: Progress | None = None, detect_max_side: int = 640, executor: Executor | None = None,
-            chunk_frames: int = CHUNK_FRAMES, window: int | None = None) -> PrepareReport:
+            chunk_frames: int = CHUNK_FRAMES, window: int | None = None, dask: str | None = None
+            ) -> PrepareReport:
     """Align every frame of the raw distribution at `raw_dir` into the store `out`.
 
     `landmarks`: "shipped" uses only the dataset's landmark files, "dlib" only detection,
     "auto" the shipped ones where a frame has them and dlib elsewhere. Frames without a face
     are kept (face=0) and reported; undecodable frames are reported with their file.
-    `executor` runs the chunks (default: `workers` local processes, in-process for 1);
-    at most `window` (default 2 x workers) chunks are in flight.
+    `executor` runs the chunks (default: `workers` local processes, in-process for 1), or
+    `dask` names a Dask cluster to run them on (`local[:N]` or a scheduler address); at most
+    `window` (default 2 x workers) chunks are in flight.
     """
+    if dask is not None:
+        if executor is not None:
+            raise ConfigError("give prepare an executor or a Dask address, not both")
+        from .dask_cluster import dask_executor
+
+        with dask_executor(dask) as (cluster, threads):
+            return prepare(dataset, raw_dir, out, workers=workers, landmarks=landmarks, size=size,
+                           box_enlarge=box_enlarge, store=store, resume=resume, force=force,
+                           reader_options=reader_options, progress=progress, detect_max_side=detect_max_side,
+                           executor=cluster, chunk_frames=chunk_frames, window=window or 2 * threads)
     if landmarks not in LANDMARK_MODES:
         raise ConfigError(f"unknown landmark source {landmarks!r}; expected one of {', '.join(LANDMARK_MODES)}")
     if workers < 1 or chunk_frames < 1:
@@ -251,7 +263,8 @@ def prepare(dataset: str, raw_dir: str | os.PathLike, out: str | os.PathLike, *,
     try:
         sink = _Writer(writer, plan, report, landmarks, progress)
         steps = _steps(plan, writer, job, chunk_frames)
-        for step, result in ordered_map(executor, process_chunk, steps, window or 2 * workers):
+        lost = _naming_errors(plan, final)
+        for step, result in ordered_map(executor, process_chunk, steps, window or 2 * workers, lost):
             sink.step(step, result)
         report.anomalies.extend(plan.reader_report)
         writer.finish(source=plan.source, anomalies=list(plan.reader_report), sessions=len(plan.refs),
@@ -264,6 +277,19 @@ def prepare(dataset: str, raw_dir: str | os.PathLike, out: str | os.PathLike, *,
     report.origins = Counter({name: report.origins[code] for name, code in ORIGIN.items() if report.origins[code]})
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _naming_errors(plan: Plan, final: Path) -> Callable[[Step, Exception], Exception]:
+    """An executor's own failure (a dead worker, a broken pool) as one line naming the chunk."""
+    def name(step: Step, e: Exception) -> Exception:
+        if isinstance(e, AustackError):
+            return e
+        ref = plan.refs[step.session]
+        why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+        return WorkerLostError(f"chunk {step.chunk} of session {ref.subject}/{ref.session} failed on the executor "
+                               f"({why}); the chunks saved so far stay: rerun with --resume to complete {final}",
+                               path=final)
+    return name
 
 
 def _partial_exists(final: Path) -> bool:

@@ -48,10 +48,17 @@ def _sigterm_as_interrupt():
               help="Image encoding in the store (see docs/benchmarks.md).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run (OUT.h5.partial).")
 @click.option("--force", is_flag=True, help="Rebuild OUT.h5 (or restart its partial file) from scratch.")
-def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, resume, force):
+@click.option("--dask", "dask", metavar="ADDRESS", default=None,
+              help="Run on a Dask cluster: local[:N] (N worker processes here) or a scheduler, "
+                   "e.g. tcp://host:8786 (docs/scale-out.md).")
+def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, resume, force, dask):
     """Align every frame of RAW_DIR (a raw DATASET distribution) into the store OUT.h5."""
     console = Console()
-    console.print(f"[bold]prepare[/] {dataset} {raw_dir} -> {out}  workers={workers} landmarks={landmarks} "
+    if dask is not None and workers != 1:
+        raise click.UsageError("--workers and --dask both given; with --dask the cluster's workers run "
+                               "the chunks (local:N sets their number)")
+    where = f"dask={dask}" if dask else f"workers={workers}"
+    console.print(f"[bold]prepare[/] {dataset} {raw_dir} -> {out}  {where} landmarks={landmarks} "
                   f"size={size} box_enlarge={box_enlarge} store={encoding} resume={resume} force={force}")
     with make_progress(console) as bar:
         task = bar.add_task("frames", total=None, detail="reading labels")
@@ -63,7 +70,7 @@ def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, 
             with _sigterm_as_interrupt():
                 report = prepare(dataset, raw_dir, out, workers=workers, landmarks=landmarks, size=size,
                                  box_enlarge=box_enlarge, store=encoding, resume=resume, force=force,
-                                 progress=progress)
+                                 progress=progress, dask=dask)
         except KeyboardInterrupt:
             bar.stop()
             raise click.ClickException(f"interrupted; rerun with --resume to continue {out}.partial") from None

@@ -290,3 +290,26 @@ def test_any_executor_runs_the_jobs_spawn_included(raw, clean, tmp_path):
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
         prepare("test-fake", raw, tmp_path / "spawn.h5", executor=pool, window=3, **OPTS)
     assert filecmp.cmp(tmp_path / "spawn.h5", clean, shallow=False)
+
+
+def test_a_broken_pool_names_the_chunk_and_resume_completes(raw, clean, tmp_path):
+    """A worker killed under a plain process pool breaks it: one line naming the session,
+    nothing half-written kept, and --resume gives the clean bytes."""
+    from austack.executors import WorkerLostError
+
+    out = tmp_path / "broken.h5"
+    with ProcessPoolExecutor(2) as pool:
+        killed = []
+
+        def progress(done, total, subject):
+            if not killed:   # once, after the first chunk came back: the others are in flight
+                killed.extend(p.pid for p in pool._processes.values())   # the pool's own workers
+                for pid in killed:
+                    os.kill(pid, signal.SIGKILL)
+
+        with pytest.raises(WorkerLostError, match=r"chunk \d+ of session S\d/T\d failed on the executor "
+                                                  r"\(BrokenProcessPool.*rerun with --resume"):
+            prepare("test-fake", raw, out, executor=pool, window=4, progress=progress, **OPTS)
+    assert not out.exists() and partial_path(out).is_dir()
+    prepare("test-fake", raw, out, resume=True, **OPTS)
+    assert filecmp.cmp(out, clean, shallow=False)

@@ -1,0 +1,68 @@
+"""`prepare --dask ADDRESS`: run prepare's chunks on a Dask cluster.
+
+Dask's `Client.get_executor()` is a standard `concurrent.futures.Executor`, so prepare's
+ordered writer needs nothing else: the chunks (a `Job` each) travel to the workers, their
+results come back to the writer in order. `ADDRESS` is `local` or `local:N` (a
+`LocalCluster` of N single-threaded worker processes on this machine) or a running
+scheduler (`tcp://host:8786`). A worker that dies has its tasks rerun elsewhere by the
+scheduler; a task that keeps killing workers ends the run with an error naming its session.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import Executor
+from contextlib import contextmanager
+from typing import Iterator
+
+from .errors import ConfigError
+
+LOCAL = "local"
+CONNECT_TIMEOUT = "20s"
+TASK_RETRIES = 1   # a task that raised (e.g. a network filesystem hiccup) is tried once more
+
+
+def parse_address(address: str) -> tuple[str, int | None]:
+    """("local", N) for `local[:N]` (N None: one worker per core), else (address, None)."""
+    address = address.strip()
+    if address != LOCAL and not address.startswith(LOCAL + ":"):
+        if not address:
+            raise ConfigError("--dask needs an address: local, local:N or a scheduler such as tcp://host:8786")
+        return address, None
+    n = address[len(LOCAL) + 1:]
+    if not n:
+        return LOCAL, None
+    if not n.isdigit() or int(n) < 1:
+        raise ConfigError(f"--dask {address}: expected local:N with N a positive number of workers")
+    return LOCAL, int(n)
+
+
+def _client(address: str):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("--dask needs dask.distributed; install it with pip install 'austack[dask]'") from None
+    where, n = parse_address(address)
+    if where == LOCAL:
+        cluster = LocalCluster(n_workers=n or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        return Client(cluster), cluster
+    try:
+        return Client(where, timeout=CONNECT_TIMEOUT), None
+    except (OSError, TimeoutError) as e:
+        raise ConfigError(f"cannot reach the Dask scheduler at {where} ({e}); start it with `dask scheduler` "
+                          "and workers with `dask worker ADDRESS`, or use --dask local:N") from None
+
+
+@contextmanager
+def dask_executor(address: str) -> Iterator[tuple[Executor, int]]:
+    """(an Executor on the cluster at `address`, its worker threads now), closed on exit."""
+    client, cluster = _client(address)
+    try:
+        threads = sum(client.nthreads().values())
+        # pure=False: every Job is new work, and hashing a chunk's frame list to name it costs time
+        yield client.get_executor(pure=False, retries=TASK_RETRIES), max(threads, 1)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
