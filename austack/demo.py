@@ -150,96 +150,106 @@ class _State:
         os.replace(tmp, self.path)
 
 
+class _Stages:
+    """Runs the demo's stages in order: a finished stage (same settings) is reused, not redone."""
+
+    def __init__(self, state: _State, console: Console, total: int):
+        self.state, self.console, self.total = state, console, total
+        self.reports: list[StageReport] = []
+
+    def say(self, text: str, style: str | None = None) -> None:   # paths and messages are not markup
+        self.console.print(text, style=style, markup=False, highlight=False)
+
+    def run(self, name: str, settings: dict, work: Callable[[], dict], detail: Callable[[dict], str]) -> dict:
+        number = len(self.reports) + 1
+        entry = self.state.done(name, settings)
+        if entry is not None:
+            report = StageReport(name, entry["seconds"], True, detail(entry))
+            self.say(f"[{number}/{self.total}] {name}: reused ({report.detail}; took {report.seconds:.1f} s)")
+        else:
+            self.say(f"[{number}/{self.total}] {name} ...")
+            t0 = time.perf_counter()
+            outcome = work()
+            seconds = time.perf_counter() - t0
+            self.state.finish(name, settings, seconds, **outcome)
+            entry = self.state.done(name, settings)
+            report = StageReport(name, seconds, False, detail(entry))
+            self.say(f"[{number}/{self.total}] {name}: done in {seconds:.1f} s ({report.detail})")
+        self.reports.append(report)
+        return entry
+
+
 def run_demo(out: str | os.PathLike = "demo-out", quick: bool = False, *, console: Console | None = None,
              steps: DemoSteps | None = None, workers: int = 2) -> DemoResult:
     """Run (or resume) the demo in `out`; returns what it measured. Prints each stage with its time."""
-    from .results.db import ResultsDB
-
-    from .progress import BenchView
-
     size = QUICK if quick else FULL
     steps = steps or DemoSteps()
     console = console or Console()
     if quick:
         say_quick(console)
     out = Path(out).expanduser().resolve()
-    state = _State(out, size)
+    stages = _Stages(_State(out, size), console, 3 + len(RECIPES))
     raw, store, db_path = out / "raw" / LAYOUT, out / f"{LAYOUT}.h5", out / "results.sqlite"
-    stages: list[StageReport] = []
-    n_stages = 3 + len(RECIPES)
+    synth_settings = _synth_stage(stages, steps, size, raw)
+    prepare_settings = _prepare_stage(stages, steps, raw, store, synth_settings, workers)
+    rows: list[ResultRow] = []
+    for name in RECIPES:
+        cfg = _bench_config(steps.load_recipe(name), size, store, out, db_path)
+        rows += _bench_stage(stages, steps, cfg, prepare_settings, db_path)
+    t0 = time.perf_counter()
+    trivial = trivial_all_active_f1(store)
+    boards = _leaderboard(db_path)
+    stages.reports.append(StageReport("leaderboard", time.perf_counter() - t0, False, f"from {db_path}"))
+    stages.say(f"[{stages.total}/{stages.total}] leaderboard: done in {stages.reports[-1].seconds:.1f} s")
+    result = DemoResult(out, db_path, store, stages.reports, rows, boards, trivial)
+    print_summary(result, console)
+    return result
 
-    def say(text: str, style: str | None = None) -> None:   # paths and messages are not markup
-        console.print(text, style=style, markup=False, highlight=False)
 
-    def stage(name: str, settings: dict, work: Callable[[], dict], detail: Callable[[dict], str]) -> dict:
-        number = len(stages) + 1
-        entry = state.done(name, settings)
-        if entry is not None:
-            report = StageReport(name, entry["seconds"], True, detail(entry))
-            say(f"[{number}/{n_stages}] {name}: reused ({report.detail}; took {report.seconds:.1f} s)")
-        else:
-            say(f"[{number}/{n_stages}] {name} ...")
-            t0 = time.perf_counter()
-            outcome = work()
-            seconds = time.perf_counter() - t0
-            state.finish(name, settings, seconds, **outcome)
-            entry = state.done(name, settings)
-            report = StageReport(name, seconds, False, detail(entry))
-            say(f"[{number}/{n_stages}] {name}: done in {seconds:.1f} s ({report.detail})")
-        stages.append(report)
-        return entry
-
-    synth_settings = {"layout": LAYOUT, "subjects": size.subjects, "sessions": size.sessions,
-                      "frames": size.frames, "size": size.size, "seed": 0}
+def _synth_stage(stages: _Stages, steps: DemoSteps, size: DemoSize, raw: Path) -> dict:
+    settings = {"layout": LAYOUT, "subjects": size.subjects, "sessions": size.sessions,
+                "frames": size.frames, "size": size.size, "seed": 0}
 
     def synth() -> dict:
         if raw.exists():            # left by an interrupted run of this demo: start that stage over
             shutil.rmtree(raw)
         raw.parent.mkdir(parents=True, exist_ok=True)
-        kw = {k: v for k, v in synth_settings.items() if k != "layout"}
-        steps.synthesize(raw, LAYOUT, **kw)
+        steps.synthesize(raw, LAYOUT, **{k: v for k, v in settings.items() if k != "layout"})
         return {"frames": size.subjects * size.sessions * size.frames}
 
-    stage("synth", synth_settings, synth,
-          lambda e: f"{size.subjects} subjects x {size.sessions} sessions x {size.frames} frames -> {raw}")
+    stages.run("synth", settings, synth,
+               lambda e: f"{size.subjects} subjects x {size.sessions} sessions x {size.frames} frames -> {raw}")
+    return settings
 
-    prepare_settings = {"upstream": synth_settings, **PREPARE}
+
+def _prepare_stage(stages: _Stages, steps: DemoSteps, raw: Path, store: Path, upstream: dict, workers: int) -> dict:
+    settings = {"upstream": upstream, **PREPARE}
 
     def prep() -> dict:
         report = steps.prepare(LAYOUT, raw, store, workers=workers, resume=True, **PREPARE)
         return {"frames": int(report.frames), "no_face": int(getattr(report, "no_face", 0))}
 
-    stage("prepare", prepare_settings, prep,
-          lambda e: f"{e['frames']} frames, {e['no_face']} without a face -> {store}")
+    stages.run("prepare", settings, prep, lambda e: f"{e['frames']} frames, {e['no_face']} without a face -> {store}")
+    return settings
 
-    rows: list[ResultRow] = []
-    for name in RECIPES:
-        recipe = steps.load_recipe(name)
-        cfg = _bench_config(recipe, size, store, out, db_path)
-        bench_settings = {"upstream": prepare_settings, "config": cfg.to_dict()}
 
-        def bench(cfg=cfg) -> dict:
-            with BenchView(console) as view:
-                outcome = steps.run_and_record(cfg, console=console, progress=view.update)
-            failed = [r for r in outcome.rows if r.status != "ok"]
-            for r in failed:
-                say(f"{cfg.recipe} fold {r.fold} failed: {r.error}", style="red")
-            return {"ids": outcome.ids, "failed": len(failed)}
+def _bench_stage(stages: _Stages, steps: DemoSteps, cfg, upstream: dict, db_path: Path) -> list[ResultRow]:
+    from .progress import BenchView
+    from .results.db import ResultsDB
 
-        entry = stage(f"bench {name}", bench_settings, bench,
-                      lambda e: f"{len(e['ids'])} fold row(s), {e['failed']} failed, in {db_path.name}")
-        with ResultsDB(db_path) as db:
-            wanted = set(entry["ids"])
-            rows += [r for i, r in db.query_with_ids(status=None, include_noncomparable=True) if i in wanted]
+    def bench() -> dict:
+        with BenchView(stages.console) as view:
+            outcome = steps.run_and_record(cfg, console=stages.console, progress=view.update)
+        failed = [r for r in outcome.rows if r.status != "ok"]
+        for r in failed:
+            stages.say(f"{cfg.recipe} fold {r.fold} failed: {r.error}", style="red")
+        return {"ids": outcome.ids, "failed": len(failed)}
 
-    t0 = time.perf_counter()
-    trivial = trivial_all_active_f1(store)
-    boards = _leaderboard(db_path)
-    stages.append(StageReport("leaderboard", time.perf_counter() - t0, False, f"from {db_path}"))
-    say(f"[{n_stages}/{n_stages}] leaderboard: done in {stages[-1].seconds:.1f} s")
-    result = DemoResult(out, db_path, store, stages, rows, boards, trivial)
-    print_summary(result, console)
-    return result
+    entry = stages.run(f"bench {cfg.recipe}", {"upstream": upstream, "config": cfg.to_dict()}, bench,
+                       lambda e: f"{len(e['ids'])} fold row(s), {e['failed']} failed, in {db_path.name}")
+    with ResultsDB(db_path) as db:
+        wanted = set(entry["ids"])
+        return [r for i, r in db.query_with_ids(status=None, include_noncomparable=True) if i in wanted]
 
 
 def say_quick(console: Console) -> None:
