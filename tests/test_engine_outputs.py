@@ -152,4 +152,4 @@ def test_an_unwritable_database_stops_the_run_before_training(tiny_store, tmp_pa
             run_and_record(config(tiny_store, tmp_path, db=str(db)), console=QUIET)
         assert not list(tmp_path.rglob("*.pt"))
     finally:
-        subprocess.run(["umount", str(disk)], check=False, capture_output=True)
+        subprocess.run(["umount", "--lazy", str(disk)], check=False, capture_output=True)

@@ -74,10 +74,13 @@ def run_and_record(cfg: BenchConfig, *, console: Console | None = None,
 def _open_db(path: str) -> "ResultsDB":
     from ..results.db import ResultsDB
 
+    db = None
     try:
         db = ResultsDB(Path(path).expanduser())
         db.check_writable()
     except ResultsError:
+        if db is not None:
+            db.close()
         raise
     except OSError as e:
         raise ConfigError(f"cannot write the results database {path} ({e.strerror or e}); pass --db with a "
