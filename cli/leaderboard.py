@@ -9,24 +9,33 @@ from austack.results.leaderboard import FORMATS, leaderboards_from_db, print_ric
 
 
 @click.command()
-@click.option("--dataset", "-d", metavar="NAME", help="Only this dataset (bp4d, disfa, ...). Default: every dataset.")
+@click.option("--dataset", "-d", metavar="NAME", default=None,
+              help="Only this dataset (bp4d, disfa, ...). Default: every dataset.")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default="results.sqlite",
               show_default=True, help="Results database written by `austack bench`.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="table (rich), csv, md (markdown), latex or json; all from the same rows.")
+              help="table (fits the terminal), or the wide csv, md (markdown), latex or json, "
+                   "one column per AU; all from the same rows.")
+@click.option("--ci/--no-ci", default=False, show_default=True,
+              help="Compute the 95% CI of each row's Avg F1 (and per AU in json) by a bootstrap over "
+                   "test subjects, from the stored predictions. json always has them.")
+@click.option("--per-au", is_flag=True, default=False, show_default=True,
+              help="Table format: also print F1 per AU, in as many tables as the width needs.")
 @click.option("--published/--no-published", default=True, show_default=True,
               help="Show the published reference rows, marked 'published' with their citation.")
-@click.option("--all", "show_all", is_flag=True,
-              help="Also show non-comparable rows (debug subsampling) and the published ablation and "
-                   "hyperparameter tables.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="Write to this file instead of the terminal.")
-def cli(dataset, db_path, fmt, published, show_all, output):
-    """Per-AU F1 of recorded results (mean ± std over folds) beside the published numbers.
+@click.option("--all", "show_all", is_flag=True, default=False, show_default=True,
+              help="Also show non-comparable rows (debug subsampling) and the published ablation "
+                   "and hyperparameter tables.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="Write to this file instead of the terminal (table format: 80 columns wide).")
+def cli(dataset, db_path, fmt, ci, per_au, published, show_all, output):
+    """Avg F1 of recorded results (mean ± std over folds) beside the published numbers.
 
     \b
-    Measured rows are grouped by backbone, loss, loss options, weights, epochs and protocol
-    hash; rows whose protocol has changed since, or that miss folds, are marked in Notes.
+    A measured row is one experiment: one dataset, protocol, store identity and
+    config hash, over its folds and seeds (counted in Folds and Seeds); nothing
+    else is ever averaged. Results on synthetic stores are listed under their
+    own heading, never beside published rows. See docs/results.md.
     """
     db_path = db_path.expanduser().resolve()
     if not db_path.exists():
@@ -34,16 +43,27 @@ def cli(dataset, db_path, fmt, published, show_all, output):
             raise click.ClickException(f"no results database at {db_path}; run `austack bench` first, "
                                        f"or pass --db with the file it wrote")
         click.echo(f"note: no results database at {db_path}; showing published numbers only", err=True)
-    boards = leaderboards_from_db(db_path if db_path.exists() else None, dataset,
-                                  published=published, show_all=show_all)
+    boards = leaderboards_from_db(db_path if db_path.exists() else None, dataset, published=published,
+                                  show_all=show_all, ci=ci or fmt == "json")
     if not any(b.rows for b in boards):
-        raise click.ClickException(f"nothing to show{f' for dataset {dataset!r}' if dataset else ''} "
-                                   f"in {db_path}" + ("" if published else " (published rows are off)"))
+        _nothing_to_show(boards, dataset, db_path, published)
     if output is not None:
         output.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(render(boards, fmt), encoding="utf-8")
+        output.write_text(render(boards, fmt, **({"per_au": per_au} if fmt == "table" else {})), encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
     elif fmt == "table":
-        print_rich(boards)
+        print_rich(boards, per_au=per_au)
     else:
         click.echo(render(boards, fmt), nl=False)
+
+
+def _nothing_to_show(boards, dataset, db_path, published) -> None:
+    """No row to show: say why, naming the failed runs when there are some."""
+    notes = [line for b in boards for line in b.notes]
+    where = f" for dataset {dataset!r}" if dataset else ""
+    if notes:
+        click.echo("\n".join(notes), err=True)
+        raise click.ClickException(f"{db_path} holds no finished result{where}, only the failed or hidden "
+                                   f"runs listed above")
+    raise click.ClickException(f"nothing to show{where} in {db_path}"
+                               + ("" if published else " (published rows are off)"))

@@ -92,3 +92,54 @@ def test_bad_input_exits_2_without_traceback(db):
     assert res.exit_code == 2 and "Traceback" not in res.output
     res = invoke("--db", db, "--dataset", "nosuchset", "--no-published")
     assert res.exit_code == 1 and "nothing to show for dataset 'nosuchset'" in res.output
+
+
+def test_json_has_identity_counts_and_ends_with_a_newline(db):
+    res = invoke("--db", db, "--format", "json", "--no-published")
+    assert res.exit_code == 0 and res.output.endswith("}\n")
+    [board] = json.loads(res.output)["boards"]
+    [rec] = board["rows"]
+    assert (rec["n_folds"], rec["n_seeds"], rec["synthetic"], rec["store_checksum"]) == (3, 1, False, "c")
+    assert "config_hash" in rec and rec["ci"] is None                # no stored predictions here
+    assert any(n.startswith("no CI for #1 resnet18 + wce") for n in board["notes"])
+
+
+def test_ci_column_and_its_note(db):
+    res = invoke("--db", db, "--no-published", "--ci")
+    assert res.exit_code == 0 and "95% CI" in res.output and "no CI for #1 resnet18 + wce" in res.output
+
+
+def test_synthetic_rows_have_their_own_heading(tmp_path):
+    path = tmp_path / "r.sqlite"
+    with ResultsDB(path) as d:
+        d.insert_many([row(k, 0.3, synthetic=True, config_hash="f" * 12) for k in (1, 2, 3)])
+    res = invoke("--db", str(path), "--dataset", "bp4d")
+    assert res.exit_code == 0, res.output
+    synthetic = res.output.index("bp4d layout, synthetic: bp4d-3fold@v1")
+    published = res.output.index(": published")
+    assert published < synthetic                  # the real board (published rows) first, then its own
+    legend = res.output.index("F1 in percent")
+    assert "cfg ffffffff" in res.output[synthetic:] and "published" not in res.output[synthetic:legend]
+
+
+def test_a_database_of_failures_names_them(tmp_path):
+    path = tmp_path / "r.sqlite"
+    with ResultsDB(path) as d:
+        d.insert_many([row(k, 0.0, status="error", error="disk full", accuracy=[], f1_mean=None)
+                       for k in (1, 2)])
+    res = invoke("--db", str(path), "--no-published")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "2 failed fold run(s)" in res.output and "resnet18 + wce fold 2 seed 0: disk full" in res.output
+    assert "holds no finished result, only the failed or hidden runs listed above" in res.output
+    res = invoke("--db", str(path), "--dataset", "bp4d")                    # published rows, and the note
+    assert res.exit_code == 0 and "resnet18 + wce fold 1 seed 0: disk full" in res.output
+
+
+def test_table_fits_80_columns_with_per_au(db, tmp_path):
+    res = CliRunner().invoke(cli, ["leaderboard", "--db", db, "--dataset", "bp4d", "--per-au", "--all"],
+                             terminal_width=80, env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    assert max(map(len, res.output.splitlines())) <= 80 and "AU24" in res.output and "…" not in res.output
+    out = tmp_path / "board.txt"
+    invoke("--db", db, "--per-au", "-o", str(out))
+    assert max(map(len, out.read_text().splitlines())) <= 80
