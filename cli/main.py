@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("verify", "Check a prepared store: schema, counts, labels, checksums."),
     "info": ("info", "Summarise a prepared store per subject and fold."),
     "bench": ("bench", "Train and evaluate an AU detector on a prepared store; record the result."),
+    "predict": ("predict", "Per-frame AU predictions of a trained detector on images and videos."),
     "leaderboard": ("leaderboard", "Per-AU F1 of recorded results beside the published numbers."),
     "rescore": ("rescore", "Recompute a run's metrics from its stored predictions."),
     "compare": ("compare", "Paired difference in mean F1 of two results, with a CI and p-value."),

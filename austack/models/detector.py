@@ -77,6 +77,16 @@ class Detector(nn.Module):
                 return self(x.contiguous(memory_format=torch.channels_last)).float()
         return self(x).float()
 
+    def predict_images(self, images, **options):
+        """Per-face predictions for image files, folders or RGB arrays (`austack.inference`)."""
+        from ..inference import predict_images
+        return predict_images(self, images, **options)
+
+    def predict_video(self, path: str | os.PathLike, **options):
+        """Per-frame predictions for a video, the face tracked as in prepare (`austack.inference`)."""
+        from ..inference import predict_video
+        return predict_video(self, path, **options)
+
     def decide(self, probs: torch.Tensor) -> torch.Tensor:
         """0/1 occurrence at the detector's per-AU thresholds."""
         t = torch.as_tensor(self.thresholds, dtype=probs.dtype, device=probs.device)
