@@ -144,10 +144,10 @@ class _State:
         self.save()
 
     def save(self) -> None:
+        from .fileio import atomic_write_text
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True))
 
 
 class _Stages:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .datasets import AnomalyReport, create_reader
+from .labels import rates_from_counts
 from .protocols import load_protocol
 
 
@@ -45,10 +46,7 @@ class RawSummary:
 
     def rates(self) -> np.ndarray:
         """Occurrence rate per AU over all frames with a known label (NaN: none known)."""
-        pos = sum(s.positives for s in self.subjects)
-        known = sum(s.known for s in self.subjects)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(known > 0, pos / np.maximum(known, 1), np.nan)
+        return rates_from_counts(sum(s.positives for s in self.subjects), sum(s.known for s in self.subjects))
 
     def unknown_fraction(self) -> np.ndarray:
         known = sum(s.known for s in self.subjects)

@@ -9,6 +9,9 @@ def print_results(console, rows) -> None:
     """Per-AU test F1 (%) of each fold and their mean; failed folds listed under the table."""
     from rich.table import Table
 
+    from austack.metrics import fold_summary
+    from austack.results.schema import scores_of
+
     ok = [r for r in rows if r is not None and r.status == "ok"]
     if ok:
         table = Table(title=f"{ok[0].dataset} {ok[0].backbone} + {ok[0].loss}: test F1 (%)")
@@ -16,14 +19,15 @@ def print_results(console, rows) -> None:
         for r in ok:
             table.add_column(f"fold {r.fold}", justify="right", no_wrap=True)
         table.add_column("mean", justify="right", no_wrap=True, style="bold")
+        summary = fold_summary([scores_of(r) for r in ok])   # the one fold-mean definition
         for i, au in enumerate(ok[0].aus):
-            values = [r.f1[i] for r in ok]
-            table.add_row(f"AU{au}", *(f"{100 * v:.1f}" for v in values), f"{100 * sum(values) / len(values):.1f}")
+            table.add_row(f"AU{au}", *(f"{100 * r.f1[i]:.1f}" for r in ok), f"{100 * summary.f1_mean[i]:.1f}")
         table.add_section()
-        for name, get in (("Avg. F1", lambda r: r.f1_mean), ("Avg. accuracy", lambda r: r.accuracy_mean),
-                          ("val F1 (selection)", lambda r: r.val_f1_mean)):
-            values = [get(r) for r in ok]
-            table.add_row(name, *(f"{100 * v:.1f}" for v in values), f"{100 * sum(values) / len(values):.1f}")
+        val = sum(r.val_f1_mean for r in ok) / len(ok)
+        for name, values, mean in (("Avg. F1", [r.f1_mean for r in ok], summary.avg_f1_mean),
+                                   ("Avg. accuracy", [r.accuracy_mean for r in ok], summary.avg_accuracy_mean),
+                                   ("val F1 (selection)", [r.val_f1_mean for r in ok], val)):
+            table.add_row(name, *(f"{100 * v:.1f}" for v in values), f"{100 * mean:.1f}")
         table.add_row("best epoch", *(str(r.best_epoch) for r in ok), "")
         console.print(table)
         if not ok[0].comparable:

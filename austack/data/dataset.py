@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError
+from ..labels import occurrence_rates
 from ..protocols import Protocol
 from ..store import Store, open_store
 
@@ -59,10 +60,7 @@ class AUStoreDataset(Dataset):
 
     def au_rates(self) -> np.ndarray:
         """Occurrence rate per AU over this selection's known labels (NaN where none is known)."""
-        known = (self.labels >= 0).sum(0)
-        positive = (self.labels == 1).sum(0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(known > 0, positive / np.maximum(known, 1), np.nan)
+        return occurrence_rates(self.labels)
 
     def _image(self, row: int) -> torch.Tensor:
         if self._store is None or self._pid != os.getpid():   # first use here, or a forked worker

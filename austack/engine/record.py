@@ -35,14 +35,10 @@ class BenchOutcome:
 
     def summary(self):
         """Mean and spread over the folds that finished (`metrics.FoldSummary`), or None."""
-        from ..metrics import AUScores, fold_summary
-        import numpy as np
+        from ..metrics import fold_summary
+        from ..results.schema import scores_of
 
-        ok = self.ok
-        if not ok:
-            return None
-        return fold_summary([AUScores(r.aus, np.asarray(r.f1, float), np.asarray(r.accuracy, float),
-                                      np.zeros(len(r.aus)), np.zeros(len(r.aus)), r.thresholds) for r in ok])
+        return fold_summary([scores_of(r) for r in self.ok]) if self.ok else None
 
 
 def run_and_record(cfg: BenchConfig, *, console: Console | None = None,

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .. import labels as labels_module
 from ..errors import ConfigError
 
 
@@ -21,13 +22,7 @@ def occurrence_rates(labels) -> np.ndarray:
 
     An AU without a single known label gets NaN, which `au_weights` skips (weight 0, a warning).
     """
-    y = _as_numpy(labels)
-    if y.ndim != 2:
-        raise ConfigError(f"labels must be [frames, n_au], got shape {tuple(y.shape)}")
-    known = (y >= 0).sum(axis=0)
-    active = (y == 1).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(known > 0, active / np.maximum(known, 1), np.nan)
+    return labels_module.occurrence_rates(_as_numpy(labels))
 
 
 class AUSkippedWarning(UserWarning):

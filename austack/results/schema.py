@@ -63,3 +63,14 @@ class ResultRow:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def scores_of(row: ResultRow):
+    """The row's test scores as `metrics.AUScores` (for `metrics.fold_summary`)."""
+    import numpy as np
+
+    from ..metrics import AUScores
+
+    n = len(row.aus)
+    return AUScores(list(row.aus), np.asarray(row.f1, float), np.asarray(row.accuracy, float), np.zeros(n, int),
+                    np.zeros(n, int), list(row.thresholds) or 0.5)

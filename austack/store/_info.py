@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..labels import occurrence_rates
 from ..protocols import SPLITS
 from ._reader import Store
 from ._schema import text
@@ -40,10 +41,7 @@ class StoreInfo:
 
 def label_rates(labels: np.ndarray) -> tuple[float, ...]:
     """Per column: share of 1 among the known (not -1) labels."""
-    known = (labels >= 0).sum(0)
-    pos = (labels == 1).sum(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return tuple(np.where(known > 0, pos / np.maximum(known, 1), np.nan).tolist())
+    return tuple(occurrence_rates(labels).tolist())
 
 
 def _group(name: str, units: int, rows: np.ndarray, store: Store) -> GroupSummary:
