@@ -153,3 +153,30 @@ def test_an_unwritable_database_stops_the_run_before_training(tiny_store, tmp_pa
         assert not list(tmp_path.rglob("*.pt"))
     finally:
         subprocess.run(["umount", "--lazy", str(disk)], check=False, capture_output=True)
+
+
+def test_bench_refuses_a_store_whose_labels_were_edited(tmp_path):
+    """An edited label fails the store's digests: no training, one message naming the store."""
+    import shutil
+
+    import h5py
+
+    from austack.errors import StoreError
+    from conftest import write_tiny_store
+    store = write_tiny_store(tmp_path / "s.h5")
+    edited = tmp_path / "edited.h5"
+    shutil.copy(store, edited)
+    with h5py.File(edited, "r+") as f:
+        labels = f["labels"]
+        labels[0, 0] = 1 - labels[0, 0] if labels[0, 0] >= 0 else 1
+    with pytest.raises(StoreError, match=r"edited\.h5 failed its check: .*labels"):
+        run_bench(config(edited, tmp_path), console=QUIET)
+    assert not list(tmp_path.rglob("*.pt"))
+
+
+def test_a_temporary_file_left_by_a_killed_write_is_removed(tiny_store, tmp_path):
+    (row,) = run_bench(config(tiny_store, tmp_path, epochs=1), console=QUIET)
+    stale = tmp_path / row.run_dir / ".last.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    (again,) = run_bench(config(tiny_store, tmp_path, epochs=1), console=QUIET)
+    assert again.status == "ok" and not stale.exists()

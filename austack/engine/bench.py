@@ -23,6 +23,7 @@ import yaml
 from rich.console import Console
 
 from ..errors import AustackError
+from ..fileio import remove_stale_temps
 from ..results.schema import ResultRow
 from . import ddp
 from .config import BenchConfig
@@ -73,6 +74,7 @@ def run_fold(run: RunContext, k: int, t0: float) -> ResultRow:
     fold = build_fold(run, k)
     if ddp.current().is_main:
         fold.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(fold.run_dir)   # left by a write that a kill interrupted
         write_config(fold.run_dir, run.cfg.to_dict(), fold=k, protocol_hash=run.protocol.hash,
                      config_hash=run.config_hash, store_identity=run.store.identity)
     ddp.barrier()
