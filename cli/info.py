@@ -12,23 +12,35 @@ from austack.store import open_store
 from ._store_tables import anomaly_table, percent
 
 
-def _groups(title: str, unit: str, groups, aus) -> Table:
-    """Counts and AU occurrence per group; whole percents and bare AU numbers as headers, so
-    that 12 AUs fit an 80-column terminal."""
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True,
-              pad_edge=False, caption="AU columns: % of the frames with a known label in which the AU occurs",
-              caption_justify="left")
+CAPTION = "AU columns: % of the frames with a known label in which the AU occurs"
+
+
+def _groups(title: str, unit: str, groups, aus, console) -> list:
+    """Counts and AU occurrence per group, whole percents under bare AU numbers; the AU columns
+    go into as many tables as the console's width needs, so that every AU shows, uncut."""
+    from austack.tables import fit_columns
+
     groups = list(groups)
     faceless = any(g.faces != g.frames for g in groups)   # else the header line says it once
-    t.add_column("", no_wrap=True)
-    for col in (unit, "frames", "faces")[:3 if faceless else 2]:
-        t.add_column(col, justify="right", no_wrap=True)
-    for a in aus:
-        t.add_column(f"AU{a}" if len(aus) <= 8 else str(a), justify="right", no_wrap=True)
-    for g in groups:
-        counts = (g.units, g.frames, g.faces)[:3 if faceless else 2]
-        t.add_row(g.name, *map(str, counts), *(percent(r, digits=0) for r in g.rates))
-    return t
+
+    def table(columns) -> Table:
+        t = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False, show_edge=False)
+        t.add_column("", no_wrap=True)
+        for col in (unit, "frames", "faces")[:3 if faceless else 2]:
+            t.add_column(col, justify="right", no_wrap=True)
+        for i in columns:
+            t.add_column(str(aus[i]), justify="right", no_wrap=True)
+        for g in groups:
+            counts = (g.units, g.frames, g.faces)[:3 if faceless else 2]
+            t.add_row(g.name, *map(str, counts), *(percent(g.rates[i], digits=0) for i in columns))
+        return t
+
+    chunks = fit_columns(console, range(len(aus)), table)
+    out: list = []
+    for k, columns in enumerate(chunks):
+        part = f" (AUs {aus[columns[0]]}-{aus[columns[-1]]})" if len(chunks) > 1 else ""
+        out += [f"[bold]{title}[/]{part}", table(columns)]
+    return out + [CAPTION]
 
 
 def _provenance(a: dict) -> str:
@@ -45,7 +57,7 @@ def _provenance(a: dict) -> str:
 
 @click.command()
 @click.argument("store", type=click.Path(dir_okay=False))
-@click.option("--anomalies", "show_all", is_flag=True, help="List every anomaly, not the first 30.")
+@click.option("--anomalies", "show_all", is_flag=True, default=False, show_default=True, help="List every anomaly, not the first 30.")
 def cli(store, show_all):
     """Summarise STORE: frames and AU rates per subject and per fold split; alignment; provenance."""
     console = Console()
@@ -59,8 +71,9 @@ def cli(store, show_all):
     src = a.get("source", {})
     console.print(f"made by austack {a['austack_version']} from {src.get('root', '?')}")
     console.print(_provenance(a))
-    console.print(_groups("Subjects", "sessions", s.subjects, s.aus))
-    console.print(_groups("Folds", "units", s.folds, s.aus))
+    for part in _groups("Subjects", "sessions", s.subjects, s.aus, console) + \
+            _groups("Folds", "units", s.folds, s.aus, console):
+        console.print(part)
     with open_store(store) as st:
         table = anomaly_table(st.anomalies(), limit=10**9 if show_all else 30, root=src.get("root"))
     if table is not None:

@@ -30,10 +30,11 @@ def cli(detector, inputs, out, fold, device, batch_size, all_faces, upsample):
 
     \b
     DETECTOR: a detector.pt saved by `austack bench`, or its run dir with --fold.
-    Each frame goes the way `prepare` takes it: dlib landmarks (one tracker per video or
-    folder), the 49-point alignment, the detector's own preprocessing. Columns: input,
-    frame, time_s, face, face_x/y/w/h, AUnn (probability), AUnn_c (0/1 at the detector's
-    thresholds); a frame without a face has face=0 and empty AU cells. See docs/predict.md.
+    Each frame goes the way `prepare` takes it: dlib landmarks (one tracker per
+    video or folder), the 49-point alignment, the detector's own preprocessing.
+    Columns: input, frame, time_s, face, face_x/y/w/h, AUnn (probability),
+    AUnn_c (0/1 at the detector's thresholds); a frame without a face has
+    face=0 and empty AU cells. See docs/predict.md.
 
     \b
     Example:

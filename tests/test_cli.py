@@ -68,3 +68,50 @@ def test_list_with_a_pattern_and_no_match(run):
     assert r.exit_code == 0 and "wce" not in r.output.split() and "aunce.reference" in r.output
     r = run("list", "losses", "nothing*")
     assert r.exit_code == 1 and "no losses match" in r.output
+
+
+def _commands():
+    """(argv, click command) of every command and subcommand in COMMANDS."""
+    import importlib
+
+    import click
+
+    def walk(cmd, argv):
+        yield argv, cmd
+        if isinstance(cmd, click.Group):
+            for name, sub in sorted(cmd.commands.items()):
+                yield from walk(sub, argv + [name])
+
+    for name, (module, _) in sorted(COMMANDS.items()):
+        yield from walk(importlib.import_module(f"austack.cli.{module}").cli, [name])
+
+
+@pytest.mark.parametrize("argv", [[]] + [argv for argv, _ in _commands()], ids=" ".join)
+def test_every_help_fits_80_columns(argv):
+    res = CliRunner().invoke(cli, [*argv, "--help"], terminal_width=80)
+    assert res.exit_code == 0, res.output
+    wide = [line for line in res.output.splitlines() if len(line) > 80]
+    assert not wide, f"austack {' '.join(argv)} --help has lines over 80 columns:\n" + "\n".join(wide)
+
+
+@pytest.mark.parametrize("argv,cmd", list(_commands()), ids=lambda x: " ".join(x) if isinstance(x, list) else "")
+def test_every_default_is_shown(argv, cmd):
+    """An option that has a default shows it (click's show_default); options without one (None,
+    or a flag that is off) have nothing to show."""
+    import click
+    from click.core import UNSET
+
+    hidden = [p.opts[0] for p in cmd.params
+              if isinstance(p, click.Option) and not p.show_default and p.name not in ("help", "version")
+              and p.default not in (None, UNSET, False, ())]
+    assert not hidden, f"austack {' '.join(argv)}: defaults not shown for {hidden}"
+
+
+def test_a_backbone_suggestion_names_each_model_once():
+    from austack.errors import UnknownNameError
+    from austack.models.backbones import build_backbone
+
+    with pytest.raises(UnknownNameError) as err:
+        build_backbone("resnet19")
+    hint = str(err.value).split("did you mean ")[1].split("?")[0].split(", ")
+    assert "'resnet18'" in hint and len(hint) == len(set(hint))

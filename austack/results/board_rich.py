@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from typing import Sequence
 
+from ..tables import fit_columns
 from .board import KINDS, MEASURED, BoardRow, Leaderboard
 from .board_formats import ci_cell, citations, fmt, folds_cell, has_ci, plus_minus, seeds_cell, title
 
@@ -79,24 +80,12 @@ def _au_table(board: Leaderboard, kind: str, columns: Sequence[str]):
     return t
 
 
-def _widest(console, table) -> int:
-    from rich.measure import Measurement
-
-    return Measurement.get(console, console.options.update(width=10_000, max_width=10_000), table).maximum
-
-
 def au_tables(board: Leaderboard, kind: str, console) -> list:
     """Per-AU tables of one kind, each after its title line, the AU columns dealt over as few
     tables as the console's width allows."""
     from rich.text import Text
 
-    chunks: list[list[str]] = [[]]
-    for col in board.columns:
-        trial = chunks[-1] + [col]
-        if chunks[-1] and _widest(console, _au_table(board, kind, trial)) > console.width:
-            chunks.append([col])
-        else:
-            chunks[-1] = trial
+    chunks = fit_columns(console, board.columns, lambda cols: _au_table(board, kind, cols))
     out = []
     for i, cols in enumerate(chunks):
         part = f" ({i + 1}/{len(chunks)})" if len(chunks) > 1 else ""
