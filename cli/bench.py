@@ -115,7 +115,7 @@ def run_recipe(cfg: BenchConfig):
                    "matching a glob such as 'table6-*' (each run and recorded on its own).")
 @click.option("--loss-opt", "loss_opts", multiple=True, metavar="KEY=VALUE", callback=_loss_opts,
               help="A loss option, repeatable: --loss-opt tau=0.5 --loss-opt p=0.15,0.15,0.7 "
-                   "(`austack list losses` shows each loss's options).")
+                   "(`austack list losses --options` shows each loss's options).")
 def cli(backbone, loss, recipe, loss_opts, **settings):
     """Train BACKBONE with LOSS on a prepared store and record one result row per fold.
 

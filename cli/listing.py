@@ -40,10 +40,25 @@ KINDS = {"backbones": _encoders, "losses": _losses, "readers": _readers, "layout
          "recipes": _recipes, "protocols": _protocols}
 
 
-@click.command()
+def _loss_lines(names: list[str]) -> list[str]:
+    """Each loss with the options `--loss-opt KEY=VALUE` accepts, wrapped to 80 columns."""
+    import textwrap
+
+    from austack.losses import loss_options
+    out = []
+    for name in names:
+        out.append(name)
+        opts = ", ".join(o for o in loss_options(name) if o not in ("weights", "rates"))
+        out += textwrap.wrap(f"options: {opts or 'none'}", 76, initial_indent="    ", subsequent_indent="      ")
+    return out
+
+
+@click.command(context_settings={"max_content_width": 80})
 @click.argument("kind", type=click.Choice(sorted(KINDS)))
 @click.argument("pattern", default="*")
-def cli(kind, pattern):
+@click.option("--options", "with_options", is_flag=True,
+              help="With losses: each loss's options (for `austack bench --loss-opt KEY=VALUE`).")
+def cli(kind, pattern, with_options):
     """List registered backbones, losses, readers, synthetic layouts, recipes or protocols.
 
     PATTERN is a shell-style wildcard, e.g. `austack list losses 'aunce*'`. For backbones,
@@ -53,4 +68,4 @@ def cli(kind, pattern):
     names = KINDS[kind](pattern)
     if not names:
         raise click.ClickException(f"no {kind} match {pattern!r}")
-    click.echo("\n".join(names))
+    click.echo("\n".join(_loss_lines(names) if with_options and kind == "losses" else names))

@@ -71,3 +71,9 @@ def test_loss_options_parse_as_yaml_values():
     assert _loss_opts(None, None, ("tau=0.5", "p=0.15,0.15,0.7", "reweight=false", "positive=max")) == {
         "tau": 0.5, "p": [0.15, 0.15, 0.7], "reweight": False, "positive": "max"}
     assert create_loss("aunce.paper", **_loss_opts(None, None, ("p=[0.2, 0.2, 0.6]",))).settings.p == (0.2, 0.2, 0.6)
+
+
+def test_list_losses_shows_their_options():
+    r = CliRunner().invoke(cli, ["list", "losses", "aunce.paper", "--options"])
+    assert r.exit_code == 0 and "options: tau, p, beta_pos, beta_neg" in r.output
+    assert max(map(len, r.output.splitlines())) <= 80
