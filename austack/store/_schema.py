@@ -49,7 +49,6 @@ def frame_columns(n_au: int, with_intensities: bool) -> dict[str, tuple[object, 
 
 
 ORIGIN = {"none": 0, "shipped": 1, "dlib": 2}
-ORIGIN_NAMES = {v: k for k, v in ORIGIN.items()}
 
 
 @dataclass(frozen=True)
