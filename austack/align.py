@@ -87,11 +87,41 @@ def transform_points(points, matrix) -> np.ndarray:
     return p @ m[:, :2].T + m[:, 2]
 
 
-def warp(image: np.ndarray, matrix, size: int) -> np.ndarray:
-    """Bilinear warp onto S x S with the constant grey border the published code uses."""
-    return cv2.warpAffine(image, np.asarray(matrix, dtype=np.float64), (size, size),
+def warp(image: np.ndarray, matrix, size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Bilinear warp onto S x S with the constant grey border the published code uses
+    (into `out`, a uint8 S x S x 3 array, when given)."""
+    return cv2.warpAffine(image, np.asarray(matrix, dtype=np.float64), (size, size), dst=out,
                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=(BORDER, BORDER, BORDER))
+
+
+# A frame may be decoded at 1/r size when the aligned face then samples it at no more than
+# this many aligned pixels per decoded pixel: measured on BP4D-size frames, the aligned face
+# stays within a mean absolute difference of 2 grey levels of a full decode
+# (tests/test_prepare_speed.py, docs/benchmarks.md).
+# 1/8 is left out: libjpeg makes it of the DC terms alone, and small faces then drift past
+# that tolerance (3.6 grey levels at 112 px).
+DECODE_LIMIT = 1.5
+DECODE_SCALES = (4, 2)
+
+
+def decode_scale(matrix, limit: float = DECODE_LIMIT) -> int:
+    """The smallest decode size (1/r, r in 1, 2, 4) whose pixels the warp `matrix` (raw
+    frame -> aligned face) magnifies by at most `limit`."""
+    m = np.asarray(matrix, dtype=np.float64)
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    return next((r for r in DECODE_SCALES if scale * r <= limit), 1)
+
+
+def at_scale(matrix, r: int) -> np.ndarray:
+    """The warp `matrix` for the frame decoded at 1/r: its pixel i covers frame pixels
+    r*i .. r*i + r - 1, so it sits at r*i + (r - 1)/2 in the frame."""
+    m = np.array(matrix, dtype=np.float64)
+    if r == 1:
+        return m
+    m[:, 2] += m[:, :2] @ np.full(2, (r - 1) / 2)
+    m[:, :2] *= r
+    return m
 
 
 def align_face_49(image: np.ndarray, landmarks49, size: int = 256, box_enlarge: float = 2.9

@@ -54,6 +54,15 @@ def _result(tag, fut: Future | None, on_error: OnError | None):
         raise on_error(tag, e) from e
 
 
+def _submit(executor: Executor, fn, tag, job, on_error: OnError | None) -> Future:
+    try:
+        return executor.submit(fn, job)
+    except Exception as e:   # e.g. a pool broken by a worker that died
+        if on_error is None:
+            raise
+        raise on_error(tag, e) from e
+
+
 def ordered_map(executor: Executor, fn: Callable[[T], R], items: Iterable[tuple[object, T | None]],
                 window: int, on_error: OnError | None = None) -> Iterator[tuple[object, R | None]]:
     """(tag, fn(job)) for each (tag, job) of `items`, in order; a None job yields (tag, None)
@@ -65,7 +74,7 @@ def ordered_map(executor: Executor, fn: Callable[[T], R], items: Iterable[tuple[
             while pending and (len(pending) >= window or pending[0][1] is None):
                 t, fut = pending.popleft()
                 yield t, _result(t, fut, on_error)
-            pending.append((tag, None if job is None else executor.submit(fn, job)))
+            pending.append((tag, None if job is None else _submit(executor, fn, tag, job, on_error)))
         while pending:
             t, fut = pending.popleft()
             yield t, _result(t, fut, on_error)

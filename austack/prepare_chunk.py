@@ -13,13 +13,16 @@ import json
 import time
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
-from .align import BORDER, align_frame
+from .align import (BORDER, align_frame, at_scale, decode_scale, similarity_49, to_49, transform_points,
+                    warp)
 from .datasets.base import Anomaly, FrameRecord
+from .errors import ConfigError
 from .store import ORIGIN, FrameRows, encode_image
 
-KEY_VERSION = 1  # bump when process_chunk would write other bytes for the same job
+KEY_VERSION = 2  # bump when process_chunk would write other bytes for the same job
 
 
 @dataclass(frozen=True)
@@ -44,38 +47,66 @@ class ChunkResult:
     seconds: float
 
 
-def _landmarks_for(fr: FrameRecord, job: Job, tracker):
-    """(what `align_frame` gets, the tracker): shipped points, the tracker, or None."""
-    from .landmarks import LandmarkTracker
+def _frame_plans(job: Job) -> tuple[list, list[int]]:
+    """Per frame, before decoding: (49 points, matrix) for shipped landmarks, "track" for the
+    landmark tracker, None for no face; and the scale to decode it at."""
+    plans, scales = [], []
+    for fr in job.frames:
+        shipped = fr.landmarks is not None and np.isfinite(fr.landmarks).all()
+        if shipped and job.landmarks != "dlib":
+            plan = _shipped_matrix_for(fr.landmarks, job)
+        else:
+            plan = None if job.landmarks == "shipped" else "track"
+        plans.append(plan)
+        # no face: decode small, only to tell an unreadable frame; the tracker wants every pixel
+        scales.append(decode_scale(plan[1]) if isinstance(plan, tuple) else 1 if plan else 8)
+    return plans, scales
 
-    shipped = fr.landmarks is not None and np.isfinite(fr.landmarks).all()
-    if shipped and job.landmarks != "dlib":
-        return fr.landmarks, tracker
-    if job.landmarks == "shipped":
-        return None, tracker
-    tracker = tracker or LandmarkTracker(detect_max_side=job.detect_max_side)
-    return tracker, tracker
+
+def _shipped_matrix_for(landmarks, job: Job):
+    try:
+        p49 = to_49(landmarks)
+        return p49, similarity_49(p49, job.size, job.box_enlarge)
+    except ConfigError:  # both eye centres on one point: no usable face
+        return None
 
 
 def process_chunk(job: Job) -> ChunkResult:
-    """Decode, landmark, align and encode one chunk (runs in a worker process)."""
-    from .datasets.pixels import iter_frames
+    """Decode, landmark, align and encode one chunk (runs in a worker process).
+
+    Frames with shipped landmarks take the short path: the warp is known before decoding, so
+    each is decoded only as large as the aligned face needs (`align.decode_scale`), warped
+    in OpenCV's BGR order into one reused array and encoded from it."""
+    from .datasets.pixels import decode_frames
 
     t0 = time.perf_counter()
     n, tracker = len(job.frames), None
-    grey = np.full((job.size, job.size, 3), BORDER, np.uint8)
+    grey = encode_image(np.full((job.size, job.size, 3), BORDER, np.uint8), job.encoding, job.quality)
+    aligned = np.empty((job.size, job.size, 3), np.uint8)
     images, no_face, anomalies = [], [], []
     points = np.full((n, 49, 2), np.nan, np.float32)
     matrix = np.full((n, 2, 3), np.nan, np.float32)
     face, origin = np.zeros(n, np.uint8), np.zeros(n, np.uint8)
-    for i, (fr, pixels) in enumerate(zip(job.frames, iter_frames([f.source for f in job.frames]))):
+    plans, scales = _frame_plans(job)
+    decoded = decode_frames([f.source for f in job.frames], scales, bgr=True)
+    for i, (fr, plan, (pixels, scale)) in enumerate(zip(job.frames, plans, decoded)):
         if isinstance(pixels, Exception):  # kept with face=0, reported as unreadable (not no_face)
             anomalies.append(Anomaly("unreadable", fr.source.describe(),
                                      f"{pixels}; frame {fr.frame} kept with face=0", 1))
-            images.append(encode_image(grey, job.encoding, job.quality))
+            images.append(grey)
             continue
-        source, tracker = _landmarks_for(fr, job, tracker)
-        a = align_frame(pixels, source, job.size, job.box_enlarge)
+        if isinstance(plan, tuple):
+            p49, m = plan
+            warp(pixels, at_scale(m, scale), job.size, out=aligned)
+            points[i], matrix[i], face[i], origin[i] = transform_points(p49, m), m, 1, ORIGIN["shipped"]
+            images.append(encode_image(aligned, job.encoding, job.quality, bgr=True))
+            continue
+        if plan is None:
+            no_face.append(fr.frame)
+            images.append(grey)
+            continue
+        tracker = tracker or _tracker(job)
+        a = align_frame(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB), tracker, job.size, job.box_enlarge)
         if a.face:
             points[i], matrix[i], face[i], origin[i] = a.points, a.matrix, 1, ORIGIN[a.origin]
         else:
@@ -83,6 +114,12 @@ def process_chunk(job: Job) -> ChunkResult:
         images.append(encode_image(a.image, job.encoding, job.quality))
     return ChunkResult(_rows(job, images, points, matrix, face, origin, anomalies), no_face,
                        time.perf_counter() - t0)
+
+
+def _tracker(job: Job):
+    from .landmarks import LandmarkTracker
+
+    return LandmarkTracker(detect_max_side=job.detect_max_side)
 
 
 def _rows(job: Job, images, points, matrix, face, origin, anomalies) -> FrameRows:

@@ -140,40 +140,56 @@ def iter_frames(sources: list[PixelSource], reduce: int = 1) -> Iterator[np.ndar
     """
     if reduce not in _IMREAD_FLAGS:
         raise ConfigError(f"reduce must be one of {sorted(_IMREAD_FLAGS)}, got {reduce!r}")
+    for pixels, _ in decode_frames(sources, [reduce] * len(sources), every_format=True):
+        yield pixels
+
+
+def decode_frames(sources: list[PixelSource], scales: list[int], *, bgr: bool = False,
+                  every_format: bool = False) -> Iterator[tuple[np.ndarray | Exception, int]]:
+    """(pixels or a `RawDataError`, the scale they were decoded at) per source, in order.
+
+    `scales[i]` (1, 2, 4 or 8) asks for source i at 1/scale size; only JPEGs are decoded
+    smaller (by libjpeg's DCT scaling, which skips most of the work) unless `every_format`;
+    other frames come at full size, scale 1. Pixel i of a frame at scale r covers frame
+    pixels r*i .. r*i + r - 1. `bgr` leaves OpenCV's channel order (saves a conversion).
+    Image files are read into one reused buffer.
+    """
     video: _VideoCursor | None = None
     archive: zipfile.ZipFile | None = None
     archive_error: Exception | None = None
+    buffer = _FileBuffer()
     try:
-        for src in sources:
+        for src, scale in zip(sources, scales):
             if src.kind == "video":
                 if video is None or video.path != src.path or src.index < video.position:
                     if video is not None:
                         video.close()
                     video = _VideoCursor(src.path)
-                yield video.read(src.index, reduce)
+                scale = scale if every_format else 1   # a video frame is decoded whole anyway
+                yield video.read(src.index, scale, bgr), scale
             elif src.kind == "zip":
                 if archive is None or archive.filename != src.path:
                     if archive is not None:
                         archive.close()
                     archive, archive_error = _open_zip(src.path)
                 if archive_error is not None:
-                    yield _error(src, f"not a readable zip archive: {archive_error}")
+                    yield _error(src, f"not a readable zip archive: {archive_error}"), 1
                     continue
                 try:
                     data = archive.read(src.member)
                 except (KeyError, OSError, zipfile.BadZipFile, EOFError) as e:
-                    yield _error(src, str(e))
+                    yield _error(src, str(e)), 1
                     continue
-                yield _decode(data, reduce, src)
+                yield _decode(data, len(data), scale, src, bgr, every_format)
             elif src.kind == "image":
                 try:
-                    data = np.fromfile(src.path, dtype=np.uint8).tobytes()
+                    data, n = buffer.read(src.path)
                 except OSError as e:
-                    yield _error(src, str(e))
+                    yield _error(src, str(e)), 1
                     continue
-                yield _decode(data, reduce, src)
+                yield _decode(data, n, scale, src, bgr, every_format)
             else:
-                yield _error(src, f"unknown pixel source kind {src.kind!r}")
+                yield _error(src, f"unknown pixel source kind {src.kind!r}"), 1
     finally:
         if video is not None:
             video.close()
@@ -181,30 +197,56 @@ def iter_frames(sources: list[PixelSource], reduce: int = 1) -> Iterator[np.ndar
             archive.close()
 
 
+class _FileBuffer:
+    """One growing bytearray that every image file is read into (no allocation per frame)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray(1 << 20)
+
+    def read(self, path: str) -> tuple[bytes | bytearray, int]:
+        """(the buffer, how many of its bytes the file filled)."""
+        with open(path, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size + 1 > len(self.data):
+                self.data = bytearray(max(size + 1, 2 * len(self.data)))
+            view = memoryview(self.data)
+            n = 0
+            while n <= size and (got := f.readinto(view[n:size + 1])):
+                n += got
+            if n > size:   # the file grew since fstat: read it whole, once, the slow way
+                whole = bytes(view[:n]) + f.read()
+                return whole, len(whole)
+        return self.data, n
+
+
 def _error(src: PixelSource, reason: str) -> FrameError:
     return FrameError(f"cannot read {src.describe()}: {reason}", src, reason)
 
 
-def _decode(data: bytes, reduce: int, src: PixelSource) -> np.ndarray | RawDataError:
-    if not data:   # cv2.imdecode asserts on an empty buffer
+def _decode(data, n: int, scale: int, src: PixelSource, bgr: bool,
+            every_format: bool) -> tuple[np.ndarray | RawDataError, int]:
+    """The first `n` bytes of `data` decoded at 1/`scale` (JPEG only unless `every_format`)."""
+    if not n:   # cv2.imdecode asserts on an empty buffer
         return FrameError(f"empty image {src.describe()} (0 bytes); re-extract or re-download it", src,
-                          "empty file (0 bytes)")
+                          "empty file (0 bytes)"), 1
     # libjpeg fills a cut-off JPEG with grey and only warns; a complete one has an end marker
     # after its last scan (entropy-coded data cannot contain one), so check that first.
-    if data.startswith(_JPEG_START):
-        scan = data.rfind(_JPEG_SCAN)
-        if scan < 0 or data.find(_JPEG_END, scan) < 0:
+    jpeg = data.startswith(_JPEG_START)
+    if jpeg:
+        scan = data.rfind(_JPEG_SCAN, 0, n)
+        if scan < 0 or data.find(_JPEG_END, scan, n) < 0:
             return FrameError(f"truncated JPEG {src.describe()} (no end marker after the last scan); "
-                              f"re-extract or re-download it", src, "truncated JPEG")
+                              f"re-extract or re-download it", src, "truncated JPEG"), 1
+    scale = scale if jpeg or every_format else 1
     try:
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), _IMREAD_FLAGS[reduce])
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8, count=n), _IMREAD_FLAGS[scale])
     except cv2.error as e:
-        bgr, why = None, " ".join(str(e).split())[-120:]
+        pixels, why = None, " ".join(str(e).split())[-120:]
     else:
         why = "not a readable image"
-    if bgr is None:
-        return FrameError(f"cannot decode image {src.describe()} ({len(data)} bytes): {why}", src, why)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if pixels is None:
+        return FrameError(f"cannot decode image {src.describe()} ({n} bytes): {why}", src, why), 1
+    return (pixels if bgr else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)), scale
 
 
 def _open_zip(path: str) -> tuple[zipfile.ZipFile | None, Exception | None]:
@@ -246,7 +288,7 @@ class _VideoCursor:
         self.opened_with = self.trap.take()     # e.g. "Something went wrong during header parsing"
         self.claimed = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.cap is not None else 0
 
-    def read(self, index: int, reduce: int) -> np.ndarray | RawDataError:
+    def read(self, index: int, reduce: int, bgr: bool = False) -> np.ndarray | RawDataError:
         src = PixelSource("video", self.path, index=index)
         while self.ended is None and self.position < index:
             self._grab()
@@ -254,15 +296,15 @@ class _VideoCursor:
         if self.ended is not None:
             return FrameError(f"cannot decode frame {index} of {self.path}: {self.ended}", src, self.ended)
         with self.trap:
-            ok, bgr = self.cap.retrieve()
+            ok, pixels = self.cap.retrieve()
         said = " | ".join(filter(None, [said, self.trap.take()]))
-        if not ok or bgr is None or said:
+        if not ok or pixels is None or said:
             reason = f"FFmpeg: {said}" if said else "retrieve failed"
             return FrameError(f"cannot decode frame {index} of {self.path}: {reason}", src, reason)
         if reduce > 1:
-            h, w = bgr.shape[:2]
-            bgr = cv2.resize(bgr, (-(-w // reduce), -(-h // reduce)), interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            h, w = pixels.shape[:2]
+            pixels = cv2.resize(pixels, (-(-w // reduce), -(-h // reduce)), interpolation=cv2.INTER_AREA)
+        return pixels if bgr else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
 
     def _grab(self) -> str:
         """Advance one frame; returns what FFmpeg said while decoding it."""

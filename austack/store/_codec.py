@@ -11,11 +11,13 @@ import numpy as np
 from ..errors import StoreError
 
 
-def encode_image(rgb: np.ndarray, encoding: str, quality: int = 95) -> np.ndarray:
-    """One aligned RGB image as a store row: a uint8 vector of JPEG bytes, or the array itself."""
+def encode_image(rgb: np.ndarray, encoding: str, quality: int = 95, *, bgr: bool = False) -> np.ndarray:
+    """One aligned RGB image (BGR if `bgr`) as a store row: a uint8 vector of JPEG bytes, or
+    the RGB array itself (a new one when `bgr`)."""
     if encoding == "raw":
-        return np.ascontiguousarray(rgb, dtype=np.uint8)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        return cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(rgb, dtype=np.uint8)
+    image = rgb if bgr else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise StoreError(f"OpenCV could not JPEG-encode an image of shape {rgb.shape}")
     return buf.reshape(-1)

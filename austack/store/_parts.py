@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 import zipfile
 from dataclasses import asdict
@@ -57,14 +58,18 @@ class PartDir:
 
     # --- opening ----------------------------------------------------------------------
     def create(self) -> None:
+        """Made beside under a temporary name, settings written, then renamed: a kill at any
+        instant leaves no folder without its settings."""
+        fresh = self._aside("new")
         try:
-            self.folder.mkdir(parents=True)
-            atomic_write_text(self.folder / SETTINGS_FILE, json.dumps(
+            self.sweep()
+            fresh.mkdir(parents=True)
+            atomic_write_text(fresh / SETTINGS_FILE, json.dumps(
                 {"format": FORMAT, "version": FORMAT_VERSION, "schema_version": SCHEMA_VERSION,
                  "settings": settings_json(self.settings)}, sort_keys=True))
+            os.rename(fresh, self.folder)
         except OSError as e:
-            if self.folder.is_dir():
-                shutil.rmtree(self.folder, ignore_errors=True)
+            shutil.rmtree(fresh, ignore_errors=True)
             raise write_error(self.folder, e) from None
 
     def open_existing(self) -> None:
@@ -88,9 +93,26 @@ class PartDir:
                                      "with the original settings, or with --force to start over", path=where)
         for tmp in where.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
+        self.sweep()
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Renamed away first, then deleted: a kill mid-delete leaves no partial folder that
+        lacks its settings, only a hidden one the next run sweeps."""
+        gone = self._aside("old")
+        try:
+            os.rename(self.folder, gone)
+        except OSError:
+            gone = self.folder
+        shutil.rmtree(gone, ignore_errors=True)
+
+    def _aside(self, what: str) -> Path:
+        return self.folder.with_name(f".{self.folder.name}.{os.getpid()}.{what}")
+
+    def sweep(self) -> None:
+        """Drop the hidden folders a killed run left beside the partial folder."""
+        for stale in self.folder.parent.glob(f".{self.folder.name}.*.*"):
+            if stale.is_dir() and stale.suffix in (".new", ".old"):
+                shutil.rmtree(stale, ignore_errors=True)
 
     # --- chunks -------------------------------------------------------------------------
     def chunk_path(self, session: int, chunk: int) -> Path:
