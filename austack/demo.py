@@ -286,16 +286,31 @@ def _leaderboard(db_path: Path) -> list:
     return leaderboards_from_db(db_path, LAYOUT, published=False, show_all=True)
 
 
+def _ran_quick(result: DemoResult) -> bool:
+    """Whether `result` came from `--quick` (the demo's state file records its size)."""
+    try:
+        return json.loads((result.out / STATE_FILE).read_text(encoding="utf-8")).get("size") == QUICK.name
+    except (OSError, ValueError):
+        return False
+
+
 def print_summary(result: DemoResult, console: Console) -> None:
-    """The leaderboard, each recipe's margin over the always-active predictor, and the stage times."""
+    """The leaderboard, each recipe's margin over the always-active predictor, and the stage times;
+    after --quick, marked as numbers that only show the pipeline runs."""
     from rich.table import Table
+    from rich.text import Text
 
     from .results.leaderboard import MEASURED, print_rich
 
+    quick = _ran_quick(result)
+    mark = "--quick: these numbers only show that the pipeline runs; they are no result"
+    if quick:
+        console.print(mark, style="yellow", markup=False, highlight=False)
     print_rich(result.boards, console)
-    margins = Table(title="Margin over the always-active predictor (same test folds)")
+    margins = Table(title=Text("Margin over the always-active predictor (same test folds)"
+                               + (" (--quick: not a result)" if quick else "")), title_justify="left")
     for col in ("#", "Method", "Avg F1", "always-active", "margin"):
-        margins.add_column(col, justify="left" if col == "Method" else "right", no_wrap=True)
+        margins.add_column(col, justify="left" if col == "Method" else "right", no_wrap=col != "Method")
     for board in result.boards:
         for r in board.of_kind(MEASURED):
             trivial = 100 * result.trivial_f1_mean(r.folds)   # over the folds this row has
@@ -310,10 +325,11 @@ def print_summary(result: DemoResult, console: Console) -> None:
     folds = ", ".join(f"fold {k} {100 * f:.1f}" for k, f in result.trivial_f1.items())
     total = sum(s.seconds for s in result.stages if not s.reused)
     times = ", ".join(f"{s.name} {'reused' if s.reused else f'{s.seconds:.1f} s'}" for s in result.stages)
-    for line in (f"always-active Avg F1 per test fold: {folds} (mean {100 * result.trivial_f1_mean():.1f})",
-                 f"stages: {times}; this run {total:.1f} s",
-                 f"results: {result.db} (`austack leaderboard --db {result.db}` shows them beside the "
-                 f"published numbers)"):
+    lines = [f"always-active Avg F1 per test fold: {folds} (mean {100 * result.trivial_f1_mean():.1f})",
+             f"stages: {times}; this run {total:.1f} s",
+             f"results: {result.db} (`austack leaderboard --db {result.db}` shows them beside the "
+             f"published numbers)"]
+    for line in lines + ([mark] if quick else []):
         console.print(line, markup=False, highlight=False)
 
 
