@@ -179,7 +179,7 @@ def test_label_rates_turn_to_one_row_per_au_when_narrow():
     from austack.cli.inspect import _rates_table
 
     aus = [1, 2, 4, 6, 7, 10, 12, 15, 23, 24, 25, 26]
-    for width, rows in ((80, 12), (120, 2)):
+    for width, rows in ((80, 12), (120, 1)):   # rows showing an occurrence rate
         console = Console(file=io.StringIO(), width=width, record=True)
         console.print(_rates_table(aus, [0.167] * 12, [0.5] * 12, console))
         text = console.export_text()
