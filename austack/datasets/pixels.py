@@ -230,11 +230,12 @@ def _decode(data, n: int, scale: int, src: PixelSource, bgr: bool,
         return FrameError(f"empty image {src.describe()} (0 bytes); re-extract or re-download it", src,
                           "empty file (0 bytes)"), 1
     # libjpeg fills a cut-off JPEG with grey and only warns; a complete one has an end marker
-    # after its last scan (entropy-coded data cannot contain one), so check that first.
+    # after its last scan (entropy-coded data cannot contain one), so check that first: the
+    # last end marker, with a scan before it and none after (searched from the end: cheap).
     jpeg = data.startswith(_JPEG_START)
     if jpeg:
-        scan = data.rfind(_JPEG_SCAN, 0, n)
-        if scan < 0 or data.find(_JPEG_END, scan, n) < 0:
+        end = data.rfind(_JPEG_END, 0, n)
+        if end < 0 or data.find(_JPEG_SCAN, end, n) >= 0 or data.find(_JPEG_SCAN, 0, end) < 0:
             return FrameError(f"truncated JPEG {src.describe()} (no end marker after the last scan); "
                               f"re-extract or re-download it", src, "truncated JPEG"), 1
     scale = scale if jpeg or every_format else 1
