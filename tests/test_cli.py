@@ -115,3 +115,14 @@ def test_a_backbone_suggestion_names_each_model_once():
         build_backbone("resnet19")
     hint = str(err.value).split("did you mean ")[1].split("?")[0].split(", ")
     assert "'resnet18'" in hint and len(hint) == len(set(hint))
+
+
+@pytest.mark.parametrize("fmt", ["bibtex", "text"])
+@pytest.mark.parametrize("name", ["bp4d", "disfa", "gft", "affwild2", "bp4d+"])
+def test_cite_fits_80_columns_and_keeps_every_word(run, name, fmt):
+    from austack.cite import citations, format_citations
+
+    r = run("cite", name, "--format", fmt)
+    assert r.exit_code == 0, r.output
+    assert max(map(len, r.output.splitlines())) <= 80
+    assert r.output.split() == format_citations(citations(name), fmt).split()
