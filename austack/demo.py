@@ -283,7 +283,7 @@ def trivial_all_active_f1(store: str | os.PathLike) -> dict[int, float]:
 def _leaderboard(db_path: Path) -> list:
     from .results.leaderboard import leaderboards_from_db
 
-    return leaderboards_from_db(db_path, LAYOUT, published=False, show_all=True)
+    return leaderboards_from_db(db_path, LAYOUT, published=False, show_all=True, ci=True)
 
 
 def _ran_quick(result: DemoResult) -> bool:
