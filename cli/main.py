@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "leaderboard": ("leaderboard", "Per-AU F1 of recorded results beside the published numbers."),
     "rescore": ("rescore", "Recompute a run's metrics from its stored predictions."),
     "compare": ("compare", "Paired difference in mean F1 of two results, with a CI and p-value."),
+    "study": ("study", "Studies: label noise on synthetic data; sweeps over any setting."),
+    "plot": ("plot", "Figures: per-AU F1 bars with CIs, t-SNE of AU embeddings, PR curves."),
     "protocols": ("protocols", "List the versioned fold protocols, or show one."),
     "cite": ("cite", "Citations for a dataset, its protocol and austack."),
     "list": ("listing", "List registered backbones, losses, readers or recipes."),

@@ -1,0 +1,83 @@
+"""`austack plot bars|tsne|pr`: figures a paper could use, from recorded results."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+OUT = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+                   help="PNG file to write; an SVG is written beside it.")
+
+
+@click.group(context_settings={"max_content_width": 80})
+def cli():
+    """Figures: per-AU F1 bars with CIs, t-SNE of AU embeddings, PR curves."""
+
+
+@cli.command(context_settings={"max_content_width": 80})
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default="results.sqlite",
+              show_default=True, help="Results database for config hashes and row ids.")
+@click.option("--published", "published", multiple=True, metavar="METHOD",
+              help="Published method to draw beside (repeatable; `austack leaderboard` lists them). "
+                   "Default: AUNCE.")
+@click.option("--no-published", is_flag=True, help="Draw no published rows.")
+@click.option("--boot", type=click.IntRange(100), default=2000, show_default=True,
+              help="Bootstrap draws over test subjects for the 95% CIs.")
+@OUT
+def bars(sources, db_path, published, no_published, boot, out):
+    """Per-AU F1 with 95% CIs of SOURCES beside published rows of the same dataset.
+
+    Each SOURCE is a run dir of `austack bench` or a config hash (or row id) in --db.
+    """
+    from austack.studies.bars_source import bar_series
+
+    series, dataset, synthetic = bar_series(sources, db_path, n_boot=boot)
+    if synthetic and not no_published:
+        click.echo("synthetic results: drawn without published rows (they do not compare)")
+    elif not no_published:
+        from austack.studies.bars_source import published_series
+
+        series += published_series(dataset, published or ("AUNCE",), series[0].aus)
+    from austack.studies.au_plots import au_bars_figure
+
+    for f in au_bars_figure(series, out, title=f"Per-AU F1 on {dataset} (whiskers: 95% CI over test subjects)"):
+        click.echo(f"wrote {f}")
+
+
+@cli.command(context_settings={"max_content_width": 80})
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--frames", type=click.IntRange(10), default=400, show_default=True,
+              help="Faces embedded, evenly spaced over the split.")
+@click.option("--method", type=click.Choice(["auto", "tsne", "pca"]), default="auto", show_default=True,
+              help="auto: t-SNE up to 5000 points (faces x AUs), else PCA.")
+@OUT
+def tsne(run_dir, split, frames, method, out):
+    """Each AU's embedding of a fold's faces in 2-D, coloured by label (Fig. 4).
+
+    RUN_DIR is one fold's dir (holding detector.pt) or a run dir (its first fold).
+    """
+    from austack.studies.embeddings import embedding_figure, fold_dir_of, fold_embeddings
+
+    fold_dir = fold_dir_of(run_dir)
+    emb, labels, aus, info = fold_embeddings(fold_dir, split=split, max_frames=frames)
+    title = f"{info.get('loss', '?')} fold {info.get('fold', '?')}, {len(emb)} {split} faces"
+    files, used = embedding_figure(emb, labels, aus, out, title=title, method=method)
+    for f in files:
+        click.echo(f"wrote {f} ({used})")
+
+
+@cli.command(context_settings={"max_content_width": 80})
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@OUT
+def pr(run_dir, out):
+    """Precision-recall curves per AU from RUN_DIR's stored test predictions.
+
+    RUN_DIR is a run dir of `austack bench` (one curve per fold) or one fold's dir.
+    """
+    from austack.studies.au_plots import fold_predictions, pr_figure
+
+    preds, name = fold_predictions(run_dir)
+    for f in pr_figure(preds, out, title=f"Test precision-recall per AU: {name}"):
+        click.echo(f"wrote {f}")
