@@ -24,3 +24,22 @@ def occurrence_rates(labels) -> np.ndarray:
         from .errors import ConfigError
         raise ConfigError(f"labels must be [frames, n_au], got shape {tuple(y.shape)}")
     return rates_from_counts((y == 1).sum(axis=0), (y >= 0).sum(axis=0))
+
+
+NOISE_KINDS = ("symmetric", "missed")
+
+
+def flip_labels(labels, level: float, kind: str, seed: int) -> np.ndarray:
+    """A copy of `labels` with `level` of the eligible labels flipped (a label-noise study):
+    "symmetric" flips any known label, "missed" turns active labels inactive (an AU the
+    annotator missed). Unknown labels stay -1. The flips depend on `seed` only."""
+    y = np.array(labels, dtype=np.int8, copy=True)
+    if not level:
+        return y
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"unknown label noise kind {kind!r}; expected one of {', '.join(NOISE_KINDS)}")
+    rng = np.random.default_rng(seed)
+    eligible = (y >= 0) if kind == "symmetric" else (y == 1)
+    flip = eligible & (rng.random(y.shape) < level)
+    y[flip] = 1 - y[flip]
+    return y

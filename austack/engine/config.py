@@ -15,7 +15,7 @@ from ..errors import ConfigError
 LR_SCHEDULES = ("constant", "cosine")
 AUGMENT_POLICIES = ("basic", "simclr")   # the keys of austack.data.augment.POLICIES
 THRESHOLDS = ("0.5", "val")
-NOISE_KINDS = ("symmetric", "missed")    # flip any known label / turn active labels inactive              # 0.5: the paper's; val: per-AU, chosen on validation
+from ..labels import NOISE_KINDS  # noqa: E402  (flip any known label / turn active labels inactive)              # 0.5: the paper's; val: per-AU, chosen on validation
 PAPER_CROP_FRACTION = 224 / 256          # the paper crops 224 px out of 256 px aligned faces
 
 

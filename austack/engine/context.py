@@ -175,15 +175,11 @@ def add_label_noise(dataset, cfg: BenchConfig, k: int) -> None:
     """Flip `cfg.label_noise` of the dataset's known labels in place (a noise study; unknown
     labels stay unknown). The flips depend on the seed, fold and split only, so every config of
     a study sees the same noisy labels."""
-    if not cfg.label_noise:
-        return
-    import numpy as np
+    from ..labels import flip_labels
 
-    rng = np.random.default_rng(seed_for(cfg.seed, "noise", fold=k, epoch=("train", "val").index(dataset.split)))
-    y = dataset.labels
-    eligible = (y >= 0) if cfg.label_noise_kind == "symmetric" else (y == 1)
-    flip = eligible & (rng.random(y.shape) < cfg.label_noise)
-    y[flip] = 1 - y[flip]
+    if cfg.label_noise:
+        seed = seed_for(cfg.seed, "noise", fold=k, epoch=("train", "val").index(dataset.split))
+        dataset.labels[:] = flip_labels(dataset.labels, cfg.label_noise, cfg.label_noise_kind, seed)
 
 
 def make_augmenters(run: RunContext, encoder, loss_fn, k: int, rank: int):

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ResultsError
+from ..labels import flip_labels
 from ..results.schema import ResultRow
 from ..results.stats import N_BOOT, Bootstrap, FoldCounts, bootstrap, confusion_by_subject
 
@@ -25,21 +26,6 @@ def flip_seed(seed: int, fold: int) -> int:
     from ..engine.seeds import seed_for
 
     return seed_for(seed, "noise", fold=fold, epoch=TEST_SPLIT_INDEX)
-
-
-def flip_labels(labels: np.ndarray, level: float, kind: str, seed: int) -> np.ndarray:
-    """A copy of `labels` with `level` of the eligible labels flipped, the engine's rule:
-    symmetric flips any known label; missed turns active labels inactive. Unknown stays -1."""
-    y = np.array(labels, dtype=np.int8, copy=True)
-    if not level:
-        return y
-    if kind not in ("symmetric", "missed"):
-        raise ValueError(f"unknown label noise kind {kind!r}; expected symmetric or missed")
-    rng = np.random.default_rng(seed)
-    eligible = (y >= 0) if kind == "symmetric" else (y == 1)
-    flip = eligible & (rng.random(y.shape) < level)
-    y[flip] = 1 - y[flip]
-    return y
 
 
 def noisy_interval(rows: Sequence[ResultRow], level: float, kind: str, *, n_boot: int = N_BOOT,
