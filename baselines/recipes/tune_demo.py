@@ -23,10 +23,13 @@ CANDIDATES = {
     "demo-wce": [
         {"lr": 3e-3},
         {"lr": 1e-3},
+        {"grad_clip": None},
+        {"batch_size": 32},
     ],
     "demo-aunce": [
         {"augment": "basic"},
         {"augment": "simclr"},
+        {"linear_lr": 0.01, "linear_epochs": 10},
     ],
 }
 
@@ -51,7 +54,7 @@ def main() -> None:
         prepare(LAYOUT, raw, store, workers=2, resume=True, **PREPARE)
     for name in args.recipes.split(","):
         for change in CANDIDATES[name]:
-            cfg = BenchConfig.from_dict({**load_recipe(name), **change, "data": str(store),
+            cfg = BenchConfig(**{**load_recipe(name), **change, "data": str(store),
                                          "out_dir": str(args.out / "runs"), "db": str(db)})
             outcome = run_and_record(cfg, console=Console(quiet=True))
             val = [r.val_f1_mean for r in outcome.ok]
