@@ -90,3 +90,28 @@ def write_tiny_store(path: str | Path, *, per_subject: int = 24, size: int = 48,
 def tiny_store(tmp_path_factory) -> Path:
     """A 6-subject, 144-frame, 48 px store on bp4d-3fold@v1 with learnable labels (read-only)."""
     return write_tiny_store(tmp_path_factory.mktemp("tiny_store") / "tiny.h5")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's runs: results repeat exactly for a fixed thread count,
+    and the machine's two cores are shared by the test processes."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def mount_tmpfs(folder: Path, options: str) -> bool:
+    """Mount a small tmpfs at `folder` (root only): a real full or read-only filesystem."""
+    import os
+    import shutil
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                          capture_output=True).returncode == 0

@@ -22,14 +22,7 @@ from conftest import write_tiny_store
 QUIET = Console(quiet=True)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # One thread for every run of this module: results are repeatable for a fixed thread count,
-    # and the machine's two cores are shared by many test processes.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config(store, out_dir, loss="wce", **over) -> BenchConfig:

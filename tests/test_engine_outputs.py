@@ -18,6 +18,7 @@ from austack.fileio import sha256_file
 from austack.metrics import evaluate
 from austack.models.detector import load_detector
 from austack.results.db import ResultsDB
+from conftest import mount_tmpfs
 
 QUIET = Console(quiet=True)
 
@@ -29,12 +30,7 @@ def config(store, out, loss="wce", **over) -> BenchConfig:
     return BenchConfig(**{**base, **over})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("loss", ["wce", "aunce.paper"])
@@ -121,17 +117,6 @@ def test_a_recorded_fold_is_not_run_or_recorded_again(tiny_store, tmp_path):
         assert db.count() == 1
 
 
-def _tmpfs(folder, options: str) -> bool:
-    import os
-    import shutil
-    import subprocess
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        return False
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
-                          capture_output=True).returncode == 0
-
-
 @pytest.mark.parametrize("fault", ["read-only", "full"])
 def test_an_unwritable_database_stops_the_run_before_training(tiny_store, tmp_path, fault):
     """A database that cannot take a row fails before any training, not after hours of it."""
@@ -139,7 +124,7 @@ def test_an_unwritable_database_stops_the_run_before_training(tiny_store, tmp_pa
 
     from austack.errors import AustackError
     disk = tmp_path / "disk"
-    if not _tmpfs(disk, "size=256k"):
+    if not mount_tmpfs(disk, "size=256k"):
         pytest.skip("needs root to mount a small tmpfs")
     try:
         db = disk / "results.sqlite"
