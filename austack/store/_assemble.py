@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import h5py
 import numpy as np
@@ -65,19 +66,25 @@ def _append(f: h5py.File, s: StoreSettings, part: dict, subject: str, session: s
     return n
 
 
-def _session(f, s: StoreSettings, parts: PartDir, index: int, marker: dict, anomalies: list) -> tuple:
-    """Append one session's chunks; returns its `sessions` row and its column digests."""
-    start = len(f["images"])
-    hasher = ColumnHasher(digest_columns(s.with_intensities))
+def part_chunks(parts: PartDir, index: int, marker: dict) -> Iterator[dict]:
+    """The chunk parts of session `index` of a partial folder, each checked against its key."""
     for k, key in enumerate(marker["chunks"]):
         part = parts.read_chunk(index, k)
-        meta = json.loads(str(part["meta"]))
-        if meta["key"] != key:
+        if json.loads(str(part["meta"]))["key"] != key:
             parts.chunk_path(index, k).unlink(missing_ok=True)
             raise StoreError(f"{parts.chunk_path(index, k)} belongs to another run; it was removed: rerun "
                              "`austack prepare` with --resume", path=parts.chunk_path(index, k))
+        yield part
+
+
+def _session(f, s: StoreSettings, chunks: Iterable[dict], marker: dict, anomalies: list) -> tuple:
+    """Append one session's chunks (part dicts, in order); returns its `sessions` row and its
+    column digests. The session's anomalies are its chunks' (in `meta`), then the marker's."""
+    start = len(f["images"])
+    hasher = ColumnHasher(digest_columns(s.with_intensities))
+    for part in chunks:
         _append(f, s, part, marker["subject"], marker["session"], hasher)
-        anomalies += anomalies_of(meta["anomalies"])
+        anomalies += anomalies_of(json.loads(str(part["meta"]))["anomalies"])
     anomalies += anomalies_of(marker["anomalies"])
     digests = hasher.hexdigests()
     row = (marker["subject"], marker["session"], start, len(f["images"]), digests[0].encode(),
@@ -95,16 +102,24 @@ def _table(f: h5py.File, name: str, dtype, rows: list) -> None:
 def assemble(parts: PartDir, markers: list[dict], target: Path, attrs: dict, reader_anomalies) -> str:
     """Write the store at `target` from the parts of `markers` (sessions 0..n-1); returns its
     identity. `attrs` are the root attributes other than the schema's own."""
-    s = parts.settings
-    anomalies, sessions, digests = [], [], []
+    sessions = ((marker, part_chunks(parts, i, marker)) for i, marker in enumerate(markers))
+    return assemble_sessions(parts.settings, sessions, target, attrs, reader_anomalies)
+
+
+def assemble_sessions(s: StoreSettings, sessions: Iterable[tuple[dict, Iterable[dict]]], target: Path, attrs: dict,
+                      reader_anomalies) -> str:
+    """Write the store at `target` from (session marker, its chunk part dicts) in order; the
+    same parts give the same bytes, wherever they were read from (a partial folder, shards)."""
+    anomalies, rows, digests, markers = [], [], [], []
     with h5py.File(target, "w") as f:
         _create(f, s)
-        for i, marker in enumerate(markers):
-            row, d = _session(f, s, parts, i, marker, anomalies)
-            sessions.append(row)
+        for marker, chunks in sessions:
+            row, d = _session(f, s, chunks, marker, anomalies)
+            rows.append(row)
             digests.append(d)
+            markers.append(marker)
         anomalies += list(reader_anomalies)
-        _table(f, "sessions", SESSION_DTYPE, sessions)
+        _table(f, "sessions", SESSION_DTYPE, rows)
         _table(f, "anomalies", ANOMALY_DTYPE, [(a.kind, a.path, a.detail, a.count) for a in anomalies])
         columns = list(digest_columns(s.with_intensities))
         f.create_dataset(DIGESTS, data=np.array(digests, dtype="S64").reshape(len(digests), len(columns)))

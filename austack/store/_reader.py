@@ -13,6 +13,7 @@ from ..datasets.base import Anomaly
 from ..errors import ProtocolError, StoreError, StoreMismatchError, UnknownNameError
 from ..protocols import SPLITS, Protocol, load_protocol
 from ._codec import decode_image
+from ._shards import SHARD_FIX, SHARDS, shard_problems
 from ._schema import JSON_ATTRS, PARTIAL_SUFFIX, READABLE_SCHEMAS, SCHEMA_VERSION, StoreSettings, text
 
 
@@ -47,6 +48,12 @@ class Store:
             self.close()
             raise StoreError(f"{self.path} is incomplete (an interrupted `austack prepare`); rerun it with "
                              "--resume to finish it", path=self.path)
+        problems = shard_problems(self.file, self.path)
+        if problems:
+            self.close()
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise StoreError(f"{self.path} is a virtual store over shards, and {problems[0]}{more}: {SHARD_FIX}",
+                             path=self.path)
         self.settings = StoreSettings.from_attrs(attrs)
         self._images = self.file["images"]
 
@@ -60,6 +67,13 @@ class Store:
                 v = json.loads(v)
             out[k] = v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v
         return out
+
+    @property
+    def shard_files(self) -> list[Path]:
+        """The shard files a virtual store (`prepare --shards --virtual`) reads; [] otherwise."""
+        if SHARDS not in self.file:
+            return []
+        return [self.path.parent / text(r["file"]) for r in self.file[SHARDS][:]]
 
     @property
     def schema_version(self) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import StoreError
 from ._codec import decode_image
 from ._digest import ColumnHasher, store_identity_of
+from ._shards import SHARD_FIX, SHARDS, shard_problems
 from ._schema import (ANOMALY_DTYPE, DIGESTS, READABLE_SCHEMAS, REQUIRED_ATTRS, SESSION_DTYPE, StoreSettings,
                       frame_columns, text)
 
@@ -208,6 +209,16 @@ def _check_identity(f, r: VerifyReport, sessions, settings, columns, digests) ->
         r.checked.append(f"identity {str(f.attrs['identity'])[:16]}... recomputed and equal")
 
 
+def _check_shards(f: h5py.File, r: VerifyReport) -> bool:
+    """A virtual store's shard files (HDF5 would read a missing one as fill values)."""
+    problems = shard_problems(f, r.path)
+    r.problems += [f"{p}: {SHARD_FIX}" for p in problems]
+    if SHARDS in f and not problems:
+        r.checked.append(f"virtual store over {len(f[SHARDS])} shard files: each present, finished, "
+                         "and the one it was made over")
+    return not problems
+
+
 def verify(path: str | os.PathLike, *, images: bool = True) -> VerifyReport:
     """Check a store (finished or not) and report every problem found; never raises for content."""
     path = Path(path).expanduser().resolve()
@@ -221,7 +232,7 @@ def verify(path: str | os.PathLike, *, images: bool = True) -> VerifyReport:
         return report
     with f:
         settings = _check_schema(f, report)
-        if settings is None:
+        if settings is None or not _check_shards(f, report):
             return report
         report.frames = len(f["images"])
         sessions = _check_sessions(f, report)
