@@ -124,6 +124,19 @@ def at_scale(matrix, r: int) -> np.ndarray:
     return m
 
 
+def last_row(matrix, size: int, r: int = 1) -> int:
+    """The last frame row (0-based) that `warp(decoded, at_scale(matrix, r), size)` reads from
+    a frame decoded at 1/r: a decoder may stop below it and the face comes out the same.
+
+    The warp is affine, so its source extremes are the corners of the S x S output; bilinear
+    reads the row below each sample, and one more row covers OpenCV's 1/32-pixel fixed-point
+    coordinates."""
+    inv = cv2.invertAffineTransform(at_scale(matrix, r))
+    corners = np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], np.float64)
+    bottom = float(transform_points(corners, inv)[:, 1].max())
+    return max(0, r * (int(np.floor(bottom)) + 2) + r - 1)
+
+
 def align_face_49(image: np.ndarray, landmarks49, size: int = 256, box_enlarge: float = 2.9
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(aligned RGB uint8 S x S x 3, matrix (2, 3), aligned landmarks (49, 2))."""

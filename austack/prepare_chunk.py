@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .align import (BORDER, align_frame, at_scale, decode_scale, similarity_49, to_49, transform_points,
-                    warp)
+from .align import (BORDER, align_frame, at_scale, decode_scale, last_row, similarity_49, to_49,
+                    transform_points, warp)
 from .datasets.base import Anomaly, FrameRecord
 from .errors import ConfigError
 from .store import ORIGIN, FrameRows, encode_image
@@ -47,10 +47,11 @@ class ChunkResult:
     seconds: float
 
 
-def _frame_plans(job: Job) -> tuple[list, list[int]]:
+def _frame_plans(job: Job) -> tuple[list, list[int], list[int | None]]:
     """Per frame, before decoding: (49 points, matrix) for shipped landmarks, "track" for the
-    landmark tracker, None for no face; and the scale to decode it at."""
-    plans, scales = [], []
+    landmark tracker, None for no face; the scale to decode it at; and the last frame row the
+    warp reads (a JPEG is decoded down to there only; None: every row)."""
+    plans, scales, rows = [], [], []
     for fr in job.frames:
         shipped = fr.landmarks is not None and np.isfinite(fr.landmarks).all()
         if shipped and job.landmarks != "dlib":
@@ -60,7 +61,9 @@ def _frame_plans(job: Job) -> tuple[list, list[int]]:
         plans.append(plan)
         # no face: decode small, only to tell an unreadable frame; the tracker wants every pixel
         scales.append(decode_scale(plan[1]) if isinstance(plan, tuple) else 1 if plan else 8)
-    return plans, scales
+        rows.append(last_row(plan[1], job.size, scales[-1]) if isinstance(plan, tuple)
+                    else None if plan else 0)
+    return plans, scales, rows
 
 
 def _shipped_matrix_for(landmarks, job: Job):
@@ -75,7 +78,8 @@ def process_chunk(job: Job) -> ChunkResult:
     """Decode, landmark, align and encode one chunk (runs in a worker process).
 
     Frames with shipped landmarks take the short path: the warp is known before decoding, so
-    each is decoded only as large as the aligned face needs (`align.decode_scale`), warped
+    each is decoded only as large as the aligned face needs (`align.decode_scale`) and only
+    down to the last row it reads (`align.last_row`; the same pixels as a whole decode), warped
     in OpenCV's BGR order into one reused array and encoded from it."""
     from .datasets.pixels import decode_frames
 
@@ -87,8 +91,8 @@ def process_chunk(job: Job) -> ChunkResult:
     points = np.full((n, 49, 2), np.nan, np.float32)
     matrix = np.full((n, 2, 3), np.nan, np.float32)
     face, origin = np.zeros(n, np.uint8), np.zeros(n, np.uint8)
-    plans, scales = _frame_plans(job)
-    decoded = decode_frames([f.source for f in job.frames], scales, bgr=True)
+    plans, scales, rows = _frame_plans(job)
+    decoded = decode_frames([f.source for f in job.frames], scales, bgr=True, rows=rows)
     for i, (fr, plan, (pixels, scale)) in enumerate(zip(job.frames, plans, decoded)):
         if isinstance(pixels, Exception):  # kept with face=0, reported as unreadable (not no_face)
             anomalies.append(Anomaly("unreadable", fr.source.describe(),

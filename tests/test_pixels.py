@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from austack.datasets.base import PixelSource
-from austack.datasets.pixels import FrameError, group_frame_errors, iter_frames, video_frame_count
+from austack.datasets.pixels import FrameError, decode_frames, group_frame_errors, iter_frames, video_frame_count
 from austack.errors import ConfigError, RawDataError
 from austack.synth.layouts.disfa import write_video
 
@@ -182,3 +182,96 @@ def test_zero_byte_image_and_zip_member_are_unreadable_frames(tmp_path):
                             PixelSource("zip", str(archive), member="F001/T1/0001.jpg")], reduce=2))
     assert all(isinstance(e, FrameError) and "0 bytes" in str(e) for e in out)
     assert out[0].path == str(empty) and out[1].path == str(archive)
+
+
+# --- decoding only down to the last row a caller reads (`decode_frames(rows=...)`) ---
+
+def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A BGR frame with detail at every scale, so that entropy data fills every MCU."""
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8), (w, h))
+    return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+
+
+def jpeg_file(path, bgr, **params) -> PixelSource:
+    flags = [cv2.IMWRITE_JPEG_QUALITY, 100]
+    for key, value in params.items():
+        flags += [getattr(cv2, f"IMWRITE_JPEG_{key.upper()}"), value]
+    cv2.imwrite(str(path), bgr, flags)
+    return PixelSource("image", str(path))
+
+
+@pytest.mark.parametrize("params", [{}, {"sampling_factor": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444},
+                                    {"rst_interval": 3}, {"grey": True}], ids=["420", "444", "restart", "grey"])
+def test_cut_decodes_match_a_whole_decode_row_for_row(tmp_path, capfd, params):
+    """Every row down to `last` is bit for bit that of the whole decode, at every scale; the
+    frame comes back shorter, and libjpeg's note about the skipped rest stays off stderr."""
+    bgr = textured(200, 160)
+    if params.pop("grey", False):
+        bgr = cv2.cvtColor(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    src = jpeg_file(tmp_path / "f.jpg", bgr, **params)
+    for r in (1, 2, 4, 8):
+        (whole, _), = decode_frames([src], [r], bgr=True)
+        for last in (0, 7, 8, 50, 111, 150, 170):
+            (part, used), = decode_frames([src], [r], bgr=True, rows=[last])
+            keep = last // r + 1
+            assert used == r and keep <= part.shape[0] < whole.shape[0], (r, last, part.shape)
+            assert np.array_equal(part[:keep], whole[:keep]), (r, last)
+    assert capfd.readouterr().err == ""
+
+
+def test_cut_past_the_end_and_other_jpegs_decode_whole(tmp_path):
+    """No row to save, a progressive JPEG or a PNG: the whole frame, as without `rows`."""
+    bgr = textured(96, 128)
+    sources = [jpeg_file(tmp_path / "a.jpg", bgr), jpeg_file(tmp_path / "p.jpg", bgr, progressive=1)]
+    cv2.imwrite(str(tmp_path / "b.png"), bgr)
+    sources.append(PixelSource("image", str(tmp_path / "b.png")))
+    for src, last in zip(sources + sources[:1], [10**6, 10, 10, 95]):
+        (part, _), = decode_frames([src], [1], bgr=True, rows=[last])
+        (whole, _), = decode_frames([src], [1], bgr=True)
+        assert np.array_equal(part, whole), (src.path, last)
+
+
+def test_cut_zip_members_and_reused_buffer(tmp_path):
+    """A zip member is cut on a copy; the file buffer patched in place serves the next file whole."""
+    a, b = textured(200, 160, 1), textured(200, 160, 2)
+    src_a, src_b = jpeg_file(tmp_path / "a.jpg", a), jpeg_file(tmp_path / "b.jpg", b)
+    archive = tmp_path / "F001.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(src_a.path, "a.jpg")
+    member = PixelSource("zip", str(archive), member="a.jpg")
+    out = [p for p, _ in decode_frames([src_a, src_b, member, src_a], [1] * 4, bgr=True,
+                                       rows=[40, None, 40, None])]
+    whole_a, whole_b = cv2.imread(src_a.path), cv2.imread(src_b.path)
+    assert out[0].shape[0] < 200 and np.array_equal(out[0][:41], whole_a[:41])
+    assert np.array_equal(out[1], whole_b) and np.array_equal(out[3], whole_a)
+    assert np.array_equal(out[2], out[0])
+    assert (tmp_path / "a.jpg").read_bytes()[:200] == cv2.imencode(".jpg", a, [cv2.IMWRITE_JPEG_QUALITY, 100]
+                                                                   )[1].tobytes()[:200]   # file untouched
+
+
+def test_cut_survives_damaged_headers(tmp_path):
+    """Headers cut short or with lengths that lie: a frame or a FrameError, never a crash,
+    and the damage is reported as without `rows`."""
+    good = jpeg_file(tmp_path / "g.jpg", textured(96, 128))
+    data = (tmp_path / "g.jpg").read_bytes()
+    rng = np.random.default_rng(3)
+    sof = data.find(b"\xff\xc0")
+    paths = []
+    for k in range(40):
+        bad = bytearray(data)
+        if k < 10:
+            bad = bad[:sof + 4 * k + 3] + data[-2:]               # header cut, end marker kept
+        else:
+            at = int(rng.integers(2, data.find(b"\xff\xda") + 12))
+            bad[at] = int(rng.integers(0, 256))                  # one header byte changed
+        paths.append(tmp_path / f"bad{k}.jpg")
+        paths[-1].write_bytes(bytes(bad))
+    sources = [PixelSource("image", str(p)) for p in paths] + [good]
+    with_cut = list(decode_frames(sources, [2] * len(sources), bgr=True, rows=[30] * len(sources)))
+    plain = list(decode_frames(sources, [2] * len(sources), bgr=True))
+    for (cut, _), (whole, _), path in zip(with_cut, plain, paths):
+        assert isinstance(cut, Exception) == isinstance(whole, Exception), path
+        if isinstance(cut, FrameError):
+            assert str(path) in str(cut)
+    assert isinstance(with_cut[-1][0], np.ndarray) and with_cut[-1][0].shape[0] < 48

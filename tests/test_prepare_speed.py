@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from austack.align import (BORDER, align_face_49, at_scale, decode_scale, landmarks_68_to_49, similarity_49,
-                           transform_points)
+from austack.align import (BORDER, align_face_49, at_scale, decode_scale, landmarks_68_to_49, last_row,
+                           similarity_49, transform_points, warp)
 from austack.datasets.base import FrameRecord, PixelSource
 from austack.datasets.pixels import decode_frames
 from austack.prepare import Job, process_chunk
 from austack.store import decode_image
 
-from _bp4d_frames import write_bp4d_frames
+from _bp4d_frames import H, bp4d_frame, write_bp4d_frames
 
 TOLERANCE = 2.0   # grey levels, mean absolute difference
 
@@ -85,3 +85,53 @@ def test_png_frames_are_decoded_whole(tmp_path, frames):
     cv2.imwrite(str(png), cv2.imread(frames[0].source.path))
     (bgr, used), = decode_frames([PixelSource("image", str(png))], [4], bgr=True)
     assert used == 1 and bgr.shape == (1040, 1392, 3)
+
+
+def _shifted(folder, dy: int) -> FrameRecord:
+    """BP4D frame 0 with its rows rolled by `dy` (the face moved up for dy < 0, down for dy > 0)."""
+    frame, p68 = bp4d_frame(0)
+    path = folder / f"shift{dy}.jpg"
+    cv2.imwrite(str(path), cv2.cvtColor(np.roll(frame, dy, axis=0), cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 100])
+    return FrameRecord("F001", "T1", 0, PixelSource("image", str(path)), np.zeros(12, np.int8),
+                       landmarks=p68 + np.float32([0, dy]))
+
+
+def test_decoding_down_to_the_face_keeps_the_store_bytes(frames, tmp_path):
+    """The short path decodes each JPEG only down to the last row its warp reads; the stored
+    face is the same array, byte for byte, as the warp of a whole 1/r decode, whether the face
+    sits mid-frame (BP4D), high up (most rows saved) or low (its warp reads past the frame's
+    end: nothing to cut). So a store's bytes do not depend on the cut."""
+    recs = list(frames) + [_shifted(tmp_path, -300), _shifted(tmp_path, 150)]
+    res = process_chunk(Job(recs, "shipped", 256, 2.9, "raw", 95, False, 12))
+    lasts = []
+    for i, fr in enumerate(recs):
+        m = similarity_49(landmarks_68_to_49(fr.landmarks), 256, 2.9)
+        r = decode_scale(m)
+        whole = cv2.imdecode(np.fromfile(fr.source.path, np.uint8), cv2.IMREAD_REDUCED_COLOR_4 if r == 4 else 0)
+        expected = cv2.cvtColor(warp(whole, at_scale(m, r), 256), cv2.COLOR_BGR2RGB)
+        np.testing.assert_array_equal(res.rows.images[i], expected, err_msg=f"frame {i}")
+        lasts.append(last_row(m, 256, r))
+        (part, _), = decode_frames([fr.source], [r], bgr=True, rows=[lasts[-1]])
+        assert part.shape[0] * r < H if lasts[-1] < H - 32 else part.shape[0] * r >= H
+    assert lasts[-2] < 0.65 * H < 0.85 * H < min(lasts[:-2]) and lasts[-1] >= H
+
+
+def test_last_row_is_the_lowest_row_the_warp_reads():
+    """Rows below `last_row` never reach the aligned face: changing them changes nothing."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (400, 300, 3), dtype=np.uint8)
+    for angle, zoom in ((0.0, 0.5), (0.3, 0.6), (-0.5, 1.2), (0.15, 0.8)):
+        c, s_ = zoom * np.cos(angle), zoom * np.sin(angle)
+        m = np.array([[c, s_, -40.0], [-s_, c, -60.0]])
+        for r in (1, 2, 4):
+            small = img[::r, ::r].copy()
+            last = last_row(m, 128, r) // r
+            if last + 1 >= small.shape[0]:
+                continue
+            changed = small.copy()
+            changed[last + 1:] = 255 - changed[last + 1:]
+            a, b = (warp(x, at_scale(m, r), 128) for x in (small, changed))
+            np.testing.assert_array_equal(a, b)
+            changed[last - 3:] = 255 - small[last - 3:]     # and it is tight within a few rows
+            assert not np.array_equal(warp(changed, at_scale(m, r), 128), a)

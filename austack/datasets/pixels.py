@@ -19,6 +19,7 @@ to garbage, e.g. "overread 2"), and a video that ends before its header's frame 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import zipfile
@@ -145,7 +146,8 @@ def iter_frames(sources: list[PixelSource], reduce: int = 1) -> Iterator[np.ndar
 
 
 def decode_frames(sources: list[PixelSource], scales: list[int], *, bgr: bool = False,
-                  every_format: bool = False) -> Iterator[tuple[np.ndarray | Exception, int]]:
+                  every_format: bool = False, rows: list[int | None] | None = None
+                  ) -> Iterator[tuple[np.ndarray | Exception, int]]:
     """(pixels or a `RawDataError`, the scale they were decoded at) per source, in order.
 
     `scales[i]` (1, 2, 4 or 8) asks for source i at 1/scale size; only JPEGs are decoded
@@ -153,13 +155,18 @@ def decode_frames(sources: list[PixelSource], scales: list[int], *, bgr: bool = 
     other frames come at full size, scale 1. Pixel i of a frame at scale r covers frame
     pixels r*i .. r*i + r - 1. `bgr` leaves OpenCV's channel order (saves a conversion).
     Image files are read into one reused buffer.
+
+    `rows[i]`, when given, is the last frame row the caller reads of source i: a sequential
+    JPEG is then decoded only down to it (`_cut_height`), so the frame may come back shorter;
+    every row down to `rows[i]` is bit for bit that of a whole decode.
     """
     video: _VideoCursor | None = None
     archive: zipfile.ZipFile | None = None
     archive_error: Exception | None = None
-    buffer = _FileBuffer()
+    buffer, cut = _FileBuffer(), _Cut()
     try:
-        for src, scale in zip(sources, scales):
+        for src, scale, last in zip(sources, scales, rows or [None] * len(sources)):
+            cut.last = last
             if src.kind == "video":
                 if video is None or video.path != src.path or src.index < video.position:
                     if video is not None:
@@ -180,17 +187,18 @@ def decode_frames(sources: list[PixelSource], scales: list[int], *, bgr: bool = 
                 except (KeyError, OSError, zipfile.BadZipFile, EOFError) as e:
                     yield _error(src, str(e)), 1
                     continue
-                yield _decode(data, len(data), scale, src, bgr, every_format)
+                yield _decode(data, len(data), scale, src, bgr, every_format, cut)
             elif src.kind == "image":
                 try:
                     data, n = buffer.read(src.path)
                 except OSError as e:
                     yield _error(src, str(e)), 1
                     continue
-                yield _decode(data, n, scale, src, bgr, every_format)
+                yield _decode(data, n, scale, src, bgr, every_format, cut)
             else:
                 yield _error(src, f"unknown pixel source kind {src.kind!r}"), 1
     finally:
+        cut.close()
         if video is not None:
             video.close()
         if archive is not None:
@@ -223,9 +231,10 @@ def _error(src: PixelSource, reason: str) -> FrameError:
     return FrameError(f"cannot read {src.describe()}: {reason}", src, reason)
 
 
-def _decode(data, n: int, scale: int, src: PixelSource, bgr: bool,
-            every_format: bool) -> tuple[np.ndarray | RawDataError, int]:
-    """The first `n` bytes of `data` decoded at 1/`scale` (JPEG only unless `every_format`)."""
+def _decode(data, n: int, scale: int, src: PixelSource, bgr: bool, every_format: bool,
+            cut: "_Cut") -> tuple[np.ndarray | RawDataError, int]:
+    """The first `n` bytes of `data` decoded at 1/`scale` (JPEG only unless `every_format`),
+    down to row `cut.last` of the frame or further."""
     if not n:   # cv2.imdecode asserts on an empty buffer
         return FrameError(f"empty image {src.describe()} (0 bytes); re-extract or re-download it", src,
                           "empty file (0 bytes)"), 1
@@ -240,7 +249,10 @@ def _decode(data, n: int, scale: int, src: PixelSource, bgr: bool,
                               f"re-extract or re-download it", src, "truncated JPEG"), 1
     scale = scale if jpeg or every_format else 1
     try:
-        pixels = cv2.imdecode(np.frombuffer(data, np.uint8, count=n), _IMREAD_FLAGS[scale])
+        if jpeg and cut.last is not None and (shorter := _cut_height(data, n, cut.last)) is not None:
+            pixels = cut.decode(shorter, n, _IMREAD_FLAGS[scale])
+        else:
+            pixels = cv2.imdecode(np.frombuffer(data, np.uint8, count=n), _IMREAD_FLAGS[scale])
     except cv2.error as e:
         pixels, why = None, " ".join(str(e).split())[-120:]
     else:
@@ -248,6 +260,84 @@ def _decode(data, n: int, scale: int, src: PixelSource, bgr: bool,
     if pixels is None:
         return FrameError(f"cannot decode image {src.describe()} ({n} bytes): {why}", src, why), 1
     return (pixels if bgr else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)), scale
+
+
+# Huffman-coded sequential frames (baseline, extended): their scans end where the last MCU
+# row ends, so a smaller declared height stops the entropy decoding there.
+_SEQUENTIAL = (0xC0, 0xC1)
+_OTHER_FRAMES = frozenset(range(0xC2, 0xD0)) - {0xC4, 0xC8, 0xCC}   # DHT, JPG, DAC are not frames
+# what libjpeg says once it skips the rest of a shortened frame: the bytes up to the end
+# marker, or up to a restart marker when the file has restart intervals
+_SKIPPED_REST = re.compile(r"Corrupt JPEG data: \d+ extraneous bytes before marker 0xd[0-79]")
+
+
+def _sequential_header(data, n: int) -> tuple[int, int, int] | None:
+    """(offset of the frame height, the height, the MCU height) when the first `n` bytes of
+    `data` are a sequential Huffman JPEG whose one scan holds every component; else None."""
+    i, sof = 2, None
+    try:
+        while i + 4 <= n and data[i] == 0xFF:
+            marker, length = data[i + 1], (data[i + 2] << 8) | data[i + 3]
+            if marker == 0xFF:      # a fill byte before the marker
+                i += 1
+                continue
+            if marker in _SEQUENTIAL:
+                nf = data[i + 9]
+                v = max(data[i + 11 + 3 * k] & 0x0F for k in range(nf)) if nf > 1 else 1
+                sof = (i + 5, (data[i + 5] << 8) | data[i + 6], 8 * v, nf)
+            elif marker in _OTHER_FRAMES:   # progressive, lossless or arithmetic: left whole
+                return None
+            elif marker == 0xDA:    # in sequential JPEG each component is in exactly one scan
+                return sof[:3] if sof is not None and data[i + 4] == sof[3] else None
+            i += 2 + length
+    except (IndexError, ValueError):
+        return None
+    return None
+
+
+def _cut_height(data, n: int, last: int):
+    """`data` (a bytearray, changed in place, or a copy) declaring the smallest height that
+    still decodes rows 0..`last` exactly, or None when no row would be saved.
+
+    libjpeg then stops entropy decoding after that MCU row and skips to the end marker. One
+    MCU row more than needed keeps the chroma upsampling of the last needed rows, which
+    reads the next chroma row, the same as in a whole decode."""
+    header = _sequential_header(data, n)
+    if header is None:
+        return None
+    at, height, mcu = header
+    cut = (-(-(last + 1) // mcu) + 1) * mcu
+    if height == 0 or cut >= height:   # height 0: a DNL marker gives it later
+        return None
+    if not isinstance(data, bytearray):
+        data = bytearray(data[:n])
+    data[at:at + 2] = cut.to_bytes(2, "big")
+    return data
+
+
+class _Cut:
+    """The row a decode may stop at (`last`), and a capture of libjpeg's warning that the
+    rest of the file was skipped (expected for a shortened frame; anything else it says is
+    passed on to stderr, as an uncut decode would)."""
+
+    def __init__(self) -> None:
+        self.last: int | None = None
+        self.trap: _NativeStderr | None = None
+
+    def decode(self, data, n: int, flag: int) -> np.ndarray | None:
+        self.trap = self.trap or _NativeStderr()
+        with self.trap:
+            pixels = cv2.imdecode(np.frombuffer(data, np.uint8, count=n), flag)
+        said = [s for s in self.trap.take().split(" | ") if s]
+        if said and _SKIPPED_REST.fullmatch(said[-1]):   # the last word, after the last row read
+            said.pop()
+        if said:
+            print(" | ".join(said), file=sys.stderr)
+        return pixels
+
+    def close(self) -> None:
+        if self.trap is not None:
+            self.trap.close()
 
 
 def _open_zip(path: str) -> tuple[zipfile.ZipFile | None, Exception | None]:
