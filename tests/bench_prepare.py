@@ -65,7 +65,8 @@ def _best(fn, frames: int, reps: int = 3) -> tuple[float, float]:
 
 def breakdown(n: int) -> None:
     from _bp4d_frames import write_bp4d_frames
-    from austack.align import at_scale, landmarks_68_to_49, similarity_49, warp
+    from austack.align import at_scale, landmarks_68_to_49, last_row, similarity_49, warp
+    from austack.datasets.pixels import decode_frames
 
     with tempfile.TemporaryDirectory() as tmp:
         recs = write_bp4d_frames(Path(tmp) / "in", n)
@@ -80,12 +81,19 @@ def breakdown(n: int) -> None:
 
         job = Job(recs, "shipped", 256, 2.9, "jpeg", 95, False, 12)
         red = [cv2.imdecode(b, cv2.IMREAD_REDUCED_COLOR_4) for b in bufs]
+        srcs = [r.source for r in recs]
+        lasts = [last_row(m, 256, 4) for m in ms]
+        print(f"<!-- the warp reads frame rows down to {min(lasts)}-{max(lasts)} of {H} -->")
         out = np.empty((256, 256, 3), np.uint8)
         stages = [("per-frame loop (imread, matrix, warpAffine, imwrite)", loop),
                   ("process_chunk, --landmarks shipped (jpeg store)", lambda: process_chunk(job))] * 3 + [
             ("decode at full size (cv2.imdecode)", lambda: [cv2.imdecode(b, cv2.IMREAD_COLOR) for b in bufs]),
             ("decode at 1/4 (IMREAD_REDUCED_COLOR_4)", lambda: [cv2.imdecode(b, cv2.IMREAD_REDUCED_COLOR_4)
                                                              for b in bufs]),
+            ("decode at 1/4 down to the face's last row (files read)",
+             lambda: list(decode_frames(srcs, [4] * n, bgr=True, rows=lasts))),
+            ("decode at 1/8 (DC only: about the entropy decoding alone)",
+             lambda: [cv2.imdecode(b, cv2.IMREAD_REDUCED_COLOR_8) for b in bufs]),
             ("warp from the 1/4 decode", lambda: [warp(x, at_scale(m, 4), 256, out=out) for x, m in zip(red, ms)]),
             ("JPEG-encode the 256 px face (q95)", lambda: [cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 95])
                                                            for _ in bufs])]

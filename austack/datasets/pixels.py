@@ -78,10 +78,14 @@ class _NativeStderr:
             self.saved = None
 
     def take(self) -> str:
-        self.file.seek(0)
-        text = self.file.read().decode("utf-8", "replace")
-        self.file.seek(0)
-        self.file.truncate()
+        # fd 2 shares the file's offset: it is how much was written since the last rewind
+        # (three system calls; no truncation needed, the stale tail is never read)
+        fd = self.file.fileno()
+        size = os.lseek(fd, 0, os.SEEK_CUR)
+        if not size:
+            return ""
+        text = os.pread(fd, size, 0).decode("utf-8", "replace")
+        os.lseek(fd, 0, os.SEEK_SET)
         return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 
     def close(self) -> None:
