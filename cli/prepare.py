@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from austack.prepare import LANDMARK_MODES, prepare
+from austack.prepare import LANDMARK_MODES, SHARD_SESSIONS, prepare
 from austack.progress import make_progress
 from austack.store import ENCODINGS
 
@@ -51,13 +51,25 @@ def _sigterm_as_interrupt():
 @click.option("--dask", "dask", metavar="ADDRESS", default=None,
               help="Run on a Dask cluster: local[:N] (N worker processes here) or a scheduler, "
                    "e.g. tcp://host:8786 (docs/scale-out.md).")
-def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, resume, force, dask):
+@click.option("--shards", is_flag=True,
+              help="Each task writes a shard store of a few sessions into OUT.shards/; OUT.h5 is "
+                   "copied from them (docs/scale-out.md).")
+@click.option("--virtual", is_flag=True,
+              help="With --shards: keep the shards and make OUT.h5 virtual datasets over them.")
+@click.option("--shard-sessions", default=SHARD_SESSIONS, show_default=True, type=click.IntRange(min=1),
+              help="Sessions per shard, with --shards.")
+def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, resume, force, dask, shards,
+        virtual, shard_sessions):
     """Align every frame of RAW_DIR (a raw DATASET distribution) into the store OUT.h5."""
     console = Console()
     if dask is not None and workers != 1:
         raise click.UsageError("--workers and --dask both given; with --dask the cluster's workers run "
                                "the chunks (local:N sets their number)")
+    if virtual and not shards:
+        raise click.UsageError("--virtual makes a store over shards: give --shards too")
     where = f"dask={dask}" if dask else f"workers={workers}"
+    if shards:
+        where += f" shards={shard_sessions} sessions{' virtual' if virtual else ''}"
     console.print(f"[bold]prepare[/] {dataset} {raw_dir} -> {out}  {where} landmarks={landmarks} "
                   f"size={size} box_enlarge={box_enlarge} store={encoding} resume={resume} force={force}")
     with make_progress(console) as bar:
@@ -70,17 +82,19 @@ def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, 
             with _sigterm_as_interrupt():
                 report = prepare(dataset, raw_dir, out, workers=workers, landmarks=landmarks, size=size,
                                  box_enlarge=box_enlarge, store=encoding, resume=resume, force=force,
-                                 progress=progress, dask=dask)
+                                 progress=progress, dask=dask, shards=shards, virtual=virtual,
+                                 shard_sessions=shard_sessions)
         except KeyboardInterrupt:
             bar.stop()
-            raise click.ClickException(f"interrupted; rerun with --resume to continue {out}.partial") from None
+            left = f"{out}.shards" if shards else f"{out}.partial"
+            raise click.ClickException(f"interrupted; rerun with --resume to continue {left}") from None
     if report.already_complete:
         console.print(f"{report.out} is already complete ({report.frames} frames, {report.sessions} sessions); "
                       "nothing to do")
     else:
         origins = ", ".join(f"{k} {v}" for k, v in sorted(report.origins.items()))
         console.print(f"[bold green]wrote[/] {report.out}: {report.frames} frames in {report.sessions} sessions "
-                      f"({report.resumed_sessions} kept from the partial folder); this run {report.written_frames} "
+                      f"({report.resumed_sessions} kept from {'the shards' if shards else 'the partial folder'}); this run {report.written_frames} "
                       f"frames in {report.seconds:.1f} s ({report.frames_per_s:.1f} frames/s), "
                       f"{report.faces} aligned, {report.no_face} without a face; landmarks: {origins or 'none'}")
     table = anomaly_table(report.anomalies, root=str(Path(raw_dir).resolve()))
