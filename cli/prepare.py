@@ -93,8 +93,9 @@ def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, 
                       "nothing to do")
     else:
         origins = ", ".join(f"{k} {v}" for k, v in sorted(report.origins.items()))
+        kept = "the shards" if shards else "the partial folder"
         console.print(f"[bold green]wrote[/] {report.out}: {report.frames} frames in {report.sessions} sessions "
-                      f"({report.resumed_sessions} kept from {'the shards' if shards else 'the partial folder'}); this run {report.written_frames} "
+                      f"({report.resumed_sessions} kept from {kept}); this run {report.written_frames} "
                       f"frames in {report.seconds:.1f} s ({report.frames_per_s:.1f} frames/s), "
                       f"{report.faces} aligned, {report.no_face} without a face; landmarks: {origins or 'none'}")
     table = anomaly_table(report.anomalies, root=str(Path(raw_dir).resolve()))

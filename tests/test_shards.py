@@ -243,3 +243,10 @@ def test_sigkill_at_random_instants_then_resume(raw, plain, tmp_path, virtual):
             assert filecmp.cmp(out, plain, shallow=False), f"kill {k} after {delay:.3f} s of {span:.3f} s"
             assert not shards_path(out).exists()
         assert not [n for n in leftovers(out) if n.startswith(f".{out.name}")], leftovers(out)
+
+
+def test_a_local_dask_cluster_writes_the_shards(raw, plain, tmp_path):
+    pytest.importorskip("distributed")
+    out = tmp_path / "dask.h5"
+    prepare("test-fake", raw, out, dask="local:2", **SHARDED)
+    assert filecmp.cmp(out, plain, shallow=False)
