@@ -1,7 +1,7 @@
 """Measure prepare's per-frame cost on one core at BP4D frame size (1392 x 1040).
 
     python tests/bench_prepare.py [--frames 60]
-    taskset -c 0 python tests/bench_prepare.py --breakdown [--frames 16]
+    taskset -c 0 python tests/bench_prepare.py --breakdown [--frames 16] [--shift -300]
 
 `--breakdown`: on BP4D-like quality-100 frames (tests/_bp4d_frames.py), the per-frame loop
 against `process_chunk` (alternating, best of 3 each) and where the short path's time goes.
@@ -63,13 +63,23 @@ def _best(fn, frames: int, reps: int = 3) -> tuple[float, float]:
     return best
 
 
-def breakdown(n: int) -> None:
+def _roll(recs: list[FrameRecord], dy: int) -> list[FrameRecord]:
+    """The frames rewritten with their rows rolled by `dy` (the face moved up for dy < 0)."""
+    from dataclasses import replace
+
+    for r in recs:
+        cv2.imwrite(r.source.path, np.roll(cv2.imread(r.source.path), dy, axis=0), [cv2.IMWRITE_JPEG_QUALITY, 100])
+    return [replace(r, landmarks=r.landmarks + np.float32([0, dy])) for r in recs]
+
+
+def breakdown(n: int, shift: int = 0) -> None:
     from _bp4d_frames import write_bp4d_frames
     from austack.align import at_scale, landmarks_68_to_49, last_row, similarity_49, warp
     from austack.datasets.pixels import decode_frames
 
     with tempfile.TemporaryDirectory() as tmp:
         recs = write_bp4d_frames(Path(tmp) / "in", n)
+        recs = _roll(recs, shift) if shift else recs
         (Path(tmp) / "out").mkdir()
         bufs = [np.fromfile(r.source.path, np.uint8) for r in recs]
         ms = [similarity_49(landmarks_68_to_49(r.landmarks), 256, 2.9) for r in recs]
@@ -108,9 +118,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--breakdown", action="store_true")
+    ap.add_argument("--shift", type=int, default=0, help="--breakdown with the frames' rows rolled by "
+                    "this many (negative: the face higher up)")
     args = ap.parse_args()
     if args.breakdown:
-        return breakdown(args.frames)
+        return breakdown(args.frames, args.shift)
     detect_68(np.zeros((64, 64, 3), np.uint8))  # load the dlib models outside the timings
     with tempfile.TemporaryDirectory() as tmp:
         recs = frames(Path(tmp), args.frames)
