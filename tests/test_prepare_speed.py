@@ -108,7 +108,8 @@ def test_decoding_down_to_the_face_keeps_the_store_bytes(frames, tmp_path):
     for i, fr in enumerate(recs):
         m = similarity_49(landmarks_68_to_49(fr.landmarks), 256, 2.9)
         r = decode_scale(m)
-        whole = cv2.imdecode(np.fromfile(fr.source.path, np.uint8), cv2.IMREAD_REDUCED_COLOR_4 if r == 4 else 0)
+        flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}[r]
+        whole = cv2.imdecode(np.fromfile(fr.source.path, np.uint8), flag)
         expected = cv2.cvtColor(warp(whole, at_scale(m, r), 256), cv2.COLOR_BGR2RGB)
         np.testing.assert_array_equal(res.rows.images[i], expected, err_msg=f"frame {i}")
         lasts.append(last_row(m, 256, r))
