@@ -18,7 +18,8 @@ import numpy as np
 
 from .align import (BORDER, align_frame, at_scale, decode_scale, last_row, similarity_49, to_49,
                     transform_points, warp)
-from .datasets.base import Anomaly, FrameRecord
+from .datasets.base import FrameRecord
+from .datasets.pixels import group_frame_errors
 from .errors import ConfigError
 from .store import ORIGIN, FrameRows, encode_image
 
@@ -87,7 +88,7 @@ def process_chunk(job: Job) -> ChunkResult:
     n, tracker = len(job.frames), None
     grey = encode_image(np.full((job.size, job.size, 3), BORDER, np.uint8), job.encoding, job.quality)
     aligned = np.empty((job.size, job.size, 3), np.uint8)
-    images, no_face, anomalies = [], [], []
+    images, no_face, failed = [], [], []
     points = np.full((n, 49, 2), np.nan, np.float32)
     matrix = np.full((n, 2, 3), np.nan, np.float32)
     face, origin = np.zeros(n, np.uint8), np.zeros(n, np.uint8)
@@ -95,8 +96,7 @@ def process_chunk(job: Job) -> ChunkResult:
     decoded = decode_frames([f.source for f in job.frames], scales, bgr=True, rows=rows)
     for i, (fr, plan, (pixels, scale)) in enumerate(zip(job.frames, plans, decoded)):
         if isinstance(pixels, Exception):  # kept with face=0, reported as unreadable (not no_face)
-            anomalies.append(Anomaly("unreadable", fr.source.describe(),
-                                     f"{pixels}; frame {fr.frame} kept with face=0", 1))
+            failed.append((fr.frame, pixels))
             images.append(grey)
             continue
         if isinstance(plan, tuple):
@@ -116,6 +116,7 @@ def process_chunk(job: Job) -> ChunkResult:
         else:
             no_face.append(fr.frame)
         images.append(encode_image(a.image, job.encoding, job.quality))
+    anomalies = group_frame_errors(failed)   # one entry per video and cause, not one per frame
     return ChunkResult(_rows(job, images, points, matrix, face, origin, anomalies), no_face,
                        time.perf_counter() - t0)
 

@@ -275,3 +275,20 @@ def test_cut_survives_damaged_headers(tmp_path):
         if isinstance(cut, FrameError):
             assert str(path) in str(cut)
     assert isinstance(with_cut[-1][0], np.ndarray) and with_cut[-1][0].shape[0] < 48
+
+
+def test_a_truncated_video_is_one_grouped_anomaly_in_a_prepared_chunk(video, tmp_path):
+    """prepare reports a cut video once per cause, with the count, not once per frame."""
+    from austack.datasets.base import FrameRecord
+    from austack.prepare_chunk import Job, process_chunk
+
+    cut = tmp_path / "cut.avi"
+    data = video.read_bytes()
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    frames = [FrameRecord("S1", "T1", i, PixelSource("video", str(cut), index=i), np.zeros(2, np.int8))
+              for i in range(T)]
+    result = process_chunk(Job(frames, "dlib", 64, 2.9, "raw", 90, False, 2))
+    unreadable = [a for a in result.rows.anomalies if a.kind == "unreadable"]
+    lost = sum(a.count for a in unreadable)
+    assert 0 < lost < T and len(unreadable) <= 2      # one per cause (cut packet, missing frames)
+    assert all(a.path == str(cut) and "kept with face=0" in a.detail for a in unreadable)
