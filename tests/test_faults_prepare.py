@@ -29,6 +29,7 @@ from austack.store import _parts, _writer
 
 import _prepare_fake  # noqa: F401  (registers the test-fake reader)
 from _prepare_fake import write_fake_raw
+from conftest import mount_tmpfs
 
 HERE = Path(__file__).parent
 OPTS = {"landmarks": "shipped", "size": 64, "chunk_frames": 2}
@@ -214,18 +215,10 @@ def test_a_full_disk_is_one_line_and_resumable(raw, clean_cli, tmp_path, monkeyp
     assert filecmp.cmp(out, clean_cli, shallow=False)
 
 
-def _mount_tmpfs(folder: Path, options: str) -> bool:
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        return False
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
-                          capture_output=True).returncode == 0
-
-
 def test_a_really_full_tmpfs(raw, clean_cli, tmp_path):
     """ENOSPC from the kernel (root only: a 200 kB tmpfs), then room made, then --resume."""
     disk = tmp_path / "disk"
-    if not _mount_tmpfs(disk, "size=200k"):
+    if not mount_tmpfs(disk, "size=200k"):
         pytest.skip("needs root to mount a small tmpfs")
     try:
         out = disk / "s.h5"
@@ -243,7 +236,7 @@ def test_a_really_full_tmpfs(raw, clean_cli, tmp_path):
 
 def test_a_read_only_folder_is_one_line(raw, tmp_path):
     folder = tmp_path / "ro"
-    if not _mount_tmpfs(folder, "ro,size=1m"):
+    if not mount_tmpfs(folder, "ro,size=1m"):
         if os.geteuid() == 0:
             pytest.skip("root ignores permissions and cannot mount here")
         folder.chmod(0o555)
