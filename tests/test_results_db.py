@@ -165,3 +165,25 @@ def test_connection_is_reopened_after_fork(tmp_path):
     proc.join(timeout=60)
     assert proc.exitcode == 0
     assert sorted(r.fold for r in db.query()) == [1, 2]
+
+
+def test_two_processes_finishing_one_fold_record_it_once(tmp_path):
+    """insert_once checks and inserts in one transaction: racing writers leave a single row."""
+    db = tmp_path / "r.sqlite"
+    ResultsDB(db).close()
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        results = pool.map(_insert_same_fold, [str(db)] * 8)
+    assert sum(inserted for _, inserted in results) == 1
+    assert len({row_id for row_id, _ in results}) == 1
+    with ResultsDB(db) as d:
+        assert d.count() == 1
+
+
+def _insert_same_fold(path: str):
+    from austack.results.db import ResultsDB as DB
+    r = ResultRow(dataset="bp4d", protocol="bp4d-3fold@v1", protocol_hash="h", store="s.h5", store_checksum="c",
+                  fold=1, backbone="b", loss="wce", loss_options={}, seed=0, epochs=1, config={}, aus=[1],
+                  f1=[0.5], accuracy=[0.5], f1_mean=0.5, accuracy_mean=0.5, config_hash="abc")
+    with DB(path) as d:
+        return d.insert_once(r)

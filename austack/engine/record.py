@@ -60,8 +60,13 @@ def run_and_record(cfg: BenchConfig, *, console: Console | None = None,
             outcome.rows.append(db.get(done[k]) if main else None)
             continue
         row = run_fold_safely(run, k)
+        row_id, inserted = db.insert_once(row) if main else (-1, True)
+        if not inserted:   # another process recorded this fold while it ran here
+            run.console.print(f"fold {k}: recorded meanwhile as row {row_id} by another run; kept that row")
+            outcome.reused.append(k)
+            row = db.get(row_id)
         outcome.rows.append(row)
-        outcome.ids.append(db.insert(row) if main else -1)
+        outcome.ids.append(row_id)
     if main:
         db.close()
     return outcome

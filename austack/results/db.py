@@ -194,6 +194,24 @@ class ResultsDB:
         sql = "SELECT * FROM results" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
         return [(rec["id"], _from_record(rec, self.path)) for rec in self._connect().execute(sql, args)]
 
+    def insert_once(self, row: ResultRow) -> tuple[int, bool]:
+        """Store an `ok` row unless one is recorded for its config hash, store, seed and fold:
+        (row id, inserted). The check and the insert are one transaction, so two processes that
+        finish the same fold at once still leave one row. Error rows are always stored."""
+        rec = _to_record(row)
+        cols = list(rec)
+        sql = f"INSERT INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        self._connect()
+        with self._write() as conn:
+            if row.status == "ok" and row.config_hash:
+                found = conn.execute(
+                    "SELECT id FROM results WHERE config_hash = ? AND store_checksum = ? AND seed = ? AND fold = ? "
+                    "AND status = 'ok' ORDER BY id LIMIT 1",
+                    (row.config_hash, row.store_checksum, int(row.seed), int(row.fold))).fetchone()
+                if found is not None:
+                    return int(found[0]), False
+            return conn.execute(sql, [rec[c] for c in cols]).lastrowid, True
+
     def check_writable(self) -> None:
         """Prove a row could be written now (a read-only file or folder fails here, before a
         run trains for hours and then cannot record its result)."""
