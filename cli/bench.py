@@ -11,7 +11,6 @@ import fnmatch
 from typing import Any
 
 import click
-import yaml
 
 from austack.engine.config import BenchConfig, cli_fields
 from austack.engine.recipes import list_recipes, load_recipe
@@ -31,17 +30,22 @@ def _fold(ctx, param, text: str | None):
 
 
 def _loss_opts(ctx, param, values: tuple[str, ...]) -> dict[str, Any]:
-    """KEY=VALUE pairs; VALUE is read as YAML (0.5, true, [0.2, 0.2, 0.6]); a bare a,b,c is a list."""
+    """KEY=VALUE pairs; VALUE is a number (1e-3 too), true/false, a word or [list]; a bare
+    a,b,c is a list."""
+    from austack.engine.config import parse_value
+    from austack.errors import ConfigError
+
     out = {}
     for item in values:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"expected KEY=VALUE such as tau=0.5, got {item!r}")
-        if "," in text and not text.lstrip().startswith("["):
-            text = f"[{text}]"
         try:
-            out[key.strip()] = yaml.safe_load(text)
-        except yaml.YAMLError:
+            if "," in text and not text.lstrip().startswith("["):
+                out[key.strip()] = [parse_value(v.strip()) for v in text.split(",")]
+            else:
+                out[key.strip()] = parse_value(text.strip())
+        except ConfigError:
             raise click.BadParameter(f"cannot read the value of {item!r}") from None
     return out
 

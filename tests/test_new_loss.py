@@ -68,8 +68,9 @@ def test_the_toy_loss_trains_through_the_cli_with_its_own_option(tiny_store, tmp
 
 def test_loss_options_parse_as_yaml_values():
     from austack.cli.bench import _loss_opts
-    assert _loss_opts(None, None, ("tau=0.5", "p=0.15,0.15,0.7", "reweight=false", "positive=max")) == {
-        "tau": 0.5, "p": [0.15, 0.15, 0.7], "reweight": False, "positive": "max"}
+    assert _loss_opts(None, None, ("tau=0.5", "p=0.15,0.15,0.7", "reweight=false", "positive=max",
+                                   "beta_pos=1e-1")) == {
+        "tau": 0.5, "p": [0.15, 0.15, 0.7], "reweight": False, "positive": "max", "beta_pos": 0.1}
     assert create_loss("aunce.paper", **_loss_opts(None, None, ("p=[0.2, 0.2, 0.6]",))).settings.p == (0.2, 0.2, 0.6)
 
 

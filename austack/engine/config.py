@@ -127,3 +127,19 @@ def _check_value(f, value) -> None:
         bound += f" and at most {high}" if high is not None else ""
         hint = " (leave grad_clip unset for no clipping)" if f.name == "grad_clip" else ""
         raise ConfigError(f"{f.name} must be {bound}, got {value}{hint}")
+
+
+def parse_value(text: str) -> Any:
+    """A setting's value as typed on a command line: an int, else a float (YAML would read
+    1e-3 as a string), else YAML (true, cosine, [0.2, 0.2, 0.6])."""
+    import yaml
+
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"cannot read the value {text!r}") from None

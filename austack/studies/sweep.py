@@ -2,7 +2,7 @@
 
 `--param loss.beta_neg=0.2,0.4,0.8` sweeps a loss option, `--param lr=1e-3,3e-3` a
 `BenchConfig` field. Each point is its own config hash in the results database; values are
-read as YAML scalars (0.2 a number, true a boolean, cosine a string). Every point is built
+read by `engine.config.parse_value` (1e-3 and 0.2 numbers, true a boolean, cosine a string). Every point is built
 and checked before the first one trains.
 """
 from __future__ import annotations
@@ -13,8 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import yaml
-
+from ..engine.config import parse_value
 from ..errors import ConfigError, UnknownNameError, did_you_mean
 
 # Fields that say where or how a run goes, or are the grid itself: not sweepable.
@@ -54,14 +53,7 @@ class Sweep:
     started: str
 
 
-def scalar(text: str) -> Any:
-    """A command-line value: int, then float (YAML would read 1e-3 as a string), else YAML."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return yaml.safe_load(text)
+scalar = parse_value   # a command-line value: int, then float, else YAML
 
 
 def parse_param(text: str) -> Param:
