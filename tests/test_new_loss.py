@@ -78,3 +78,10 @@ def test_list_losses_shows_their_options():
     r = CliRunner().invoke(cli, ["list", "losses", "aunce.paper", "--options"])
     assert r.exit_code == 0 and "options: tau, p, beta_pos, beta_neg" in r.output
     assert max(map(len, r.output.splitlines())) <= 80
+
+
+def test_an_option_value_of_the_wrong_kind_is_one_line(tiny_store, tmp_path):
+    r = CliRunner().invoke(cli, ["bench", "test_tiny", "aunce.paper", "--data", str(tiny_store), "--loss-opt",
+                                 "tau=abc", "--device", "cpu", "--out-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "loss 'aunce.paper' cannot use the options tau='abc'" in r.output

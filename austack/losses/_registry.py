@@ -41,4 +41,10 @@ def create_loss(name: str, **options: Any) -> nn.Module:
     if unknown:
         raise ConfigError(f"loss {name!r} has no option(s) {', '.join(map(repr, unknown))}; "
                           f"it takes: {', '.join(signature.parameters) or 'no options'}")
-    return factory(**options)
+    try:
+        return factory(**options)
+    except (TypeError, ValueError) as e:   # a value of the wrong kind, e.g. tau=abc
+        if isinstance(e, ConfigError):
+            raise
+        given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        raise ConfigError(f"loss {name!r} cannot use the options {given}: {e}") from None
