@@ -115,3 +115,14 @@ def mount_tmpfs(folder: Path, options: str) -> bool:
         return False
     return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
                           capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def fake_raw(tmp_path_factory):
+    """A raw layout of the `test-fake` reader: 3 subjects x 2 sessions x 4 frames (the fault,
+    Dask and shard tests each prepare it their way)."""
+    import _prepare_fake
+
+    root = tmp_path_factory.mktemp("fake") / "raw"
+    _prepare_fake.write_fake_raw(root, subjects=("S1", "S2", "S3"), frames=4)
+    return root

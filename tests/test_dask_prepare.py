@@ -24,17 +24,14 @@ from austack.prepare import prepare  # noqa: E402
 from austack.store import verify  # noqa: E402
 
 import _prepare_fake  # noqa: E402,F401  (registers the test-fake reader)
-from _prepare_fake import write_fake_raw  # noqa: E402
 
 OPTS = {"landmarks": "shipped", "size": 64, "chunk_frames": 2}
 COLUMNS = ("labels", "landmarks", "matrix", "face", "landmark_origin", "frame", "subject", "session", "split")
 
 
 @pytest.fixture(scope="module")
-def raw(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dask") / "raw"
-    write_fake_raw(root, subjects=("S1", "S2", "S3"), frames=4)
-    return root
+def raw(fake_raw):
+    return fake_raw
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,6 @@ from austack.store import partial_path, verify
 from austack.store import _parts, _writer
 
 import _prepare_fake  # noqa: F401  (registers the test-fake reader)
-from _prepare_fake import write_fake_raw
 from conftest import mount_tmpfs
 
 HERE = Path(__file__).parent
@@ -38,10 +37,8 @@ KILLS_PER_SETTING = 5
 
 
 @pytest.fixture(scope="module")
-def raw(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faults") / "raw"
-    write_fake_raw(root, subjects=("S1", "S2", "S3"), frames=4)
-    return root
+def raw(fake_raw):
+    return fake_raw
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,6 @@ from austack.prepare_shards import shards_path
 from austack.store import check_store, open_store, store_identity, verify
 
 import _prepare_fake  # noqa: F401  (registers the test-fake reader)
-from _prepare_fake import write_fake_raw
 
 HERE = Path(__file__).parent
 OPTS = {"landmarks": "shipped", "size": 64, "chunk_frames": 3}
@@ -40,10 +39,8 @@ KILLS = 4
 
 
 @pytest.fixture(scope="module")
-def raw(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shards") / "raw"
-    write_fake_raw(root, subjects=("S1", "S2", "S3"), frames=4)
-    return root
+def raw(fake_raw):
+    return fake_raw
 
 
 @pytest.fixture(scope="module")
