@@ -160,6 +160,18 @@ class _Stages:
     def say(self, text: str, style: str | None = None) -> None:   # paths and messages are not markup
         self.console.print(text, style=style, markup=False, highlight=False)
 
+    def reporter(self, name: str, unit: str) -> Callable:
+        """A progress callback (done, total, ...) that says a plain line at each quarter, so a
+        log shows a long stage moving as a terminal does."""
+        said = set()
+
+        def report(done: int, total: int, *_) -> None:
+            quarter = 4 * done // max(total, 1)
+            if 0 < quarter < 4 and quarter not in said:
+                said.add(quarter)
+                self.say(f"      {name}: {done} of {total} {unit}")
+        return report
+
     def run(self, name: str, settings: dict, work: Callable[[], dict], detail: Callable[[dict], str]) -> dict:
         number = len(self.reports) + 1
         entry = self.state.done(name, settings)
@@ -214,7 +226,8 @@ def _synth_stage(stages: _Stages, steps: DemoSteps, size: DemoSize, raw: Path) -
         if raw.exists():            # left by an interrupted run of this demo: start that stage over
             shutil.rmtree(raw)
         raw.parent.mkdir(parents=True, exist_ok=True)
-        steps.synthesize(raw, LAYOUT, **{k: v for k, v in settings.items() if k != "layout"})
+        steps.synthesize(raw, LAYOUT, **{k: v for k, v in settings.items() if k != "layout"},
+                         progress=stages.reporter("synth", "frames rendered"))
         return {"frames": size.subjects * size.sessions * size.frames}
 
     stages.run("synth", settings, synth,
@@ -226,7 +239,8 @@ def _prepare_stage(stages: _Stages, steps: DemoSteps, raw: Path, store: Path, up
     settings = {"upstream": upstream, **PREPARE}
 
     def prep() -> dict:
-        report = steps.prepare(LAYOUT, raw, store, workers=workers, resume=True, **PREPARE)
+        report = steps.prepare(LAYOUT, raw, store, workers=workers, resume=True, **PREPARE,
+                               progress=stages.reporter("prepare", "frames aligned"))
         return {"frames": int(report.frames), "no_face": int(getattr(report, "no_face", 0))}
 
     stages.run("prepare", settings, prep, lambda e: f"{e['frames']} frames, {e['no_face']} without a face -> {store}")

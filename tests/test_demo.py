@@ -235,3 +235,17 @@ def test_every_fold_failing_is_said_plainly(tmp_path):
     assert [r.status for r in result.rows] == ["error"] * 6
     text = console.file.getvalue()
     assert "no recipe finished a fold" in text and "6 failed fold run(s) (status=error) not shown" in text
+
+
+def test_long_stages_say_their_progress_in_a_log(tmp_path):
+    """synth and prepare report each quarter as a plain line, so a log shows them moving."""
+    from austack.demo import FULL, _Stages, _State
+
+    out = io.StringIO()
+    stages = _Stages(_State(tmp_path / "demo", FULL), Console(file=out, width=80), total=5)
+    report = stages.reporter("synth", "frames rendered")
+    for done in range(0, 101, 5):
+        report(done, 100)
+    lines = [line.strip() for line in out.getvalue().splitlines()]
+    assert lines == ["synth: 25 of 100 frames rendered", "synth: 50 of 100 frames rendered",
+                     "synth: 75 of 100 frames rendered"]
