@@ -2,9 +2,6 @@
 (the progress while it runs is `austack.progress.BenchView`)."""
 from __future__ import annotations
 
-from austack.progress import BenchView  # noqa: F401  (the bench command's live view)
-
-
 def print_results(console, rows) -> None:
     """Per-AU test F1 (%) of each fold and their mean; failed folds listed under the table."""
     from rich.table import Table

@@ -100,7 +100,9 @@ def expand_recipes(pattern: str | None) -> list[str | None]:
 def run_recipe(cfg: BenchConfig):
     from austack.engine import ddp, run_and_record
 
-    from ._bench_view import BenchView, print_results
+    from austack.progress import BenchView
+
+    from ._bench_view import print_results
 
     with BenchView() as view:
         outcome = run_and_record(cfg, console=view.console, progress=view.update)

@@ -31,7 +31,7 @@ from .context import Fold, RunContext, build_fold
 from .events import BenchEvent, Progress
 from .fit import FitStats, fit
 from .preflight import open_run
-from .provenance import device_name, peak_memory_mb, provenance
+from .provenance import device_name, peak_memory_mb
 from .regimes import Selection, regime_for
 from .rundir import DETECTOR_NAME, save_predictions, write_config
 from .train import predict

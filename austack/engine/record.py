@@ -43,8 +43,6 @@ class BenchOutcome:
 
 def run_and_record(cfg: BenchConfig, *, console: Console | None = None,
                    progress: Progress | None = None) -> BenchOutcome:
-    from ..results.db import ResultsDB
-
     run = open_run(cfg, console, progress)
     main = ddp.current().is_main
     db = _open_db(run.cfg.db) if main else None
@@ -72,7 +70,7 @@ def run_and_record(cfg: BenchConfig, *, console: Console | None = None,
     return outcome
 
 
-def _open_db(path: str) -> "ResultsDB":
+def _open_db(path: str):
     from ..results.db import ResultsDB
 
     db = None
