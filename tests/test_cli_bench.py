@@ -1,7 +1,6 @@
 """`austack bench` through click's CliRunner: help, a tiny run recorded in the DB, bad names."""
 from __future__ import annotations
 
-import click
 import pytest
 import torch
 from click.testing import CliRunner

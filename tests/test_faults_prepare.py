@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import filecmp
 import os
-import shutil
 import signal
 import subprocess
 import sys

@@ -11,7 +11,7 @@ from austack.cli.main import cli
 from austack.engine.config import BenchConfig
 from austack.engine.context import add_label_noise
 from austack.engine.seeds import seed_for
-from austack.errors import ConfigError, UnknownNameError
+from austack.errors import ConfigError
 from austack.studies.noise import check_grid, grid
 from austack.studies.noisy_test import flip_labels, flip_seed
 from austack.studies.plots import noise_figure, sweep_figure
