@@ -2,6 +2,7 @@
 (the progress while it runs is `austack.progress.BenchView`)."""
 from __future__ import annotations
 
+
 def print_results(console, rows) -> None:
     """Per-AU test F1 (%) of each fold and their mean; failed folds listed under the table."""
     from rich.table import Table
