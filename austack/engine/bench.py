@@ -33,7 +33,7 @@ from .fit import FitStats, fit
 from .preflight import open_run
 from .provenance import device_name, peak_memory_mb
 from .regimes import Selection, regime_for
-from .rundir import DETECTOR_NAME, save_predictions, write_config
+from .rundir import DETECTOR_NAME, save_predictions, write_config, write_epochs_csv
 from .train import predict
 
 
@@ -119,7 +119,6 @@ def finish_fold(run: RunContext, fold: Fold, selection: Selection, detector, out
     fold.history += selection.history
     pred_path = sha = None
     if ddp.current().is_main:
-        from .rundir import write_epochs_csv
         write_epochs_csv(fold.run_dir, fold.history)
         detector.save(fold.run_dir / DETECTOR_NAME)
         pred_path, sha = save_predictions(fold.run_dir, outputs, subjects_of(run, outputs), run.aus, thresholds)

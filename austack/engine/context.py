@@ -39,21 +39,12 @@ class StoreInfo:
 
 
 def read_store_info(path: str | Path) -> StoreInfo:
-    from .. import store as store_module
+    from ..store import open_store
 
-    with store_module.open_store(path) as store:
-        identity = _identity(store_module, store)
+    with open_store(path) as store:
         return StoreInfo(str(store.path), store.dataset, store.settings.protocol, store.settings.protocol_hash,
-                         tuple(store.aus), identity, int(store.settings.alignment["size"]),
-                         dict(store.settings.alignment), bool(getattr(store, "source_synthetic", False)),
-                         getattr(store, "source_noise", None))
-
-
-def _identity(store_module, store) -> str:
-    if hasattr(store_module, "store_identity"):
-        return store_module.store_identity(store.path)
-    # stores written before content identities: the sha256 over the per-session image checksums
-    return hashlib.sha256(b"".join(bytes(s) for s in store.sessions["sha256"])).hexdigest()
+                         tuple(store.aus), store.identity, int(store.settings.alignment["size"]),
+                         dict(store.settings.alignment), bool(store.source_synthetic), store.source_noise)
 
 
 def config_hash(cfg: BenchConfig, store: StoreInfo, protocol: Protocol, weights_sha256: str | None) -> str:
