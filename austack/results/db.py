@@ -16,6 +16,7 @@ import csv
 import json
 import os
 import sqlite3
+import time
 from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -116,7 +117,7 @@ class ResultsDB:
         try:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn)
             conn.row_factory = sqlite3.Row
             self._conn, self._pid = conn, os.getpid()
             self._migrate()
@@ -274,6 +275,22 @@ class _Transaction:
 
     def __exit__(self, exc_type, *exc) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _use_wal(conn: sqlite3.Connection, tries: int = 50) -> None:
+    """Switch the file to WAL once (the mode is stored in the file). Changing it needs the file
+    to itself, which SQLite's busy timeout does not wait for: while another process creates or
+    migrates the same new file, retry instead of failing."""
+    for attempt in range(tries):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == tries - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _now() -> str:
