@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import deque
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from .errors import AustackError
@@ -64,16 +64,33 @@ def _submit(executor: Executor, fn, tag, job, on_error: OnError | None) -> Futur
 
 
 def ordered_map(executor: Executor, fn: Callable[[T], R], items: Iterable[tuple[object, T | None]],
-                window: int, on_error: OnError | None = None) -> Iterator[tuple[object, R | None]]:
+                window: int, on_error: OnError | None = None, *,
+                running: int | None = None) -> Iterator[tuple[object, R | None]]:
     """(tag, fn(job)) for each (tag, job) of `items`, in order; a None job yields (tag, None)
-    without running. At most `window` items are submitted and not yet yielded. A job that
-    raises raises here, as `on_error(tag, error)` when given (to name what failed)."""
+    without running. At most `window` items are submitted and not yet yielded, and at most
+    `running` (default `window`) of them not yet finished. A job that raises raises here, as
+    `on_error(tag, error)` when given (to name what failed).
+
+    `running` = the executor's workers suits a cluster: its scheduler places a job on a worker
+    when it is submitted, by count, not by size, so jobs submitted ahead can queue behind a
+    long one while another worker idles. Holding them back until a worker is free gives each
+    to whichever finishes first, as a local pool's shared queue does."""
     pending: deque = deque()
+    running = running or window
     try:
         for tag, job in items:
-            while pending and (len(pending) >= window or pending[0][1] is None):
-                t, fut = pending.popleft()
-                yield t, _result(t, fut, on_error)
+            while True:
+                while pending and (pending[0][1] is None or pending[0][1].done()):
+                    t, fut = pending.popleft()
+                    yield t, _result(t, fut, on_error)
+                if len(pending) >= window:
+                    t, fut = pending.popleft()
+                    yield t, _result(t, fut, on_error)
+                    continue
+                busy = [f for _, f in pending if f is not None and not f.done()]
+                if len(busy) < running:
+                    break
+                wait(busy, return_when=FIRST_COMPLETED)
             pending.append((tag, None if job is None else _submit(executor, fn, tag, job, on_error)))
         while pending:
             t, fut = pending.popleft()

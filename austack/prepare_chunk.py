@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -75,13 +77,31 @@ def _shipped_matrix_for(landmarks, job: Job):
         return None
 
 
+@contextmanager
+def one_cv2_thread() -> Iterator[None]:
+    """OpenCV on one thread while a chunk runs: prepare's parallelism is its workers, one core
+    each, and OpenCV's own threads would make N workers compete for N cores (and make a
+    `--workers 1` run use more than one)."""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
 def process_chunk(job: Job) -> ChunkResult:
-    """Decode, landmark, align and encode one chunk (runs in a worker process).
+    """Decode, landmark, align and encode one chunk (runs in a worker process, on one core).
 
     Frames with shipped landmarks take the short path: the warp is known before decoding, so
     each is decoded only as large as the aligned face needs (`align.decode_scale`) and only
     down to the last row it reads (`align.last_row`; the same pixels as a whole decode), warped
     in OpenCV's BGR order into one reused array and encoded from it."""
+    with one_cv2_thread():
+        return _process_chunk(job)
+
+
+def _process_chunk(job: Job) -> ChunkResult:
     from .datasets.pixels import decode_frames
 
     t0 = time.perf_counter()

@@ -157,8 +157,8 @@ def _naming(final: Path) -> Callable[[tuple, Exception], Exception]:
     return name
 
 
-def run_sharded(plan, report: PrepareReport, executor: Executor, window: int, progress: Progress | None,
-                template: Job, chunk_frames: int, opts: ShardOptions) -> bool:
+def run_sharded(plan, report: PrepareReport, executor: Executor, window: tuple[int, int | None],
+                progress: Progress | None, template: Job, chunk_frames: int, opts: ShardOptions) -> bool:
     """Write every shard that is not kept, then the final store; False when `--resume` found
     the final store already complete (nothing done)."""
     final, folder = report.out, shards_path(report.out)
@@ -169,7 +169,7 @@ def run_sharded(plan, report: PrepareReport, executor: Executor, window: int, pr
     groups = _groups(len(plan.refs), opts.sessions)
     done, total = 0, sum(plan.counts)
     items = _items(plan, folder, template, chunk_frames, opts.sessions)
-    for tag, res in ordered_map(executor, write_shard, items, window, _naming(final)):
+    for tag, res in ordered_map(executor, write_shard, items, window[0], _naming(final), running=window[1]):
         done += tag[2]
         if res is None:
             report.resumed_sessions += len(tag[1])

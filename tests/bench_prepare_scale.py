@@ -1,10 +1,12 @@
 """frames/s of `prepare` with 1 and 2 workers, on the local process pool and on Dask.
 
-    python tests/bench_prepare_scale.py RAW [--repeats 2]
+    python tests/bench_prepare_scale.py RAW [--repeats 2] [--warm]
 
 RAW is a BP4D layout (e.g. `austack synth RAW --layout bp4d --size 1392 ...`). Each setting
 runs `repeats` times, alternating; prints frames/s of the run itself (`PrepareReport`) and the
-wall time including starting the pool or the LocalCluster.
+wall time including starting the pool or the LocalCluster. `--warm`: the Dask rows run on
+LocalClusters started once (as `austack.dask_cluster` starts them) and reused, as a long-lived
+cluster is, so their workers have imported austack before the timed runs.
 """
 from __future__ import annotations
 
@@ -19,20 +21,43 @@ SETTINGS = [("local pool", {"workers": 1}), ("local pool", {"workers": 2}),
             ("Dask LocalCluster", {"dask": "local:1"}), ("Dask LocalCluster", {"dask": "local:2"})]
 
 
+def _warm_clusters() -> dict:
+    import dask
+    from distributed import Client, LocalCluster
+
+    from austack.dask_cluster import SPAWN_ENV, glibc_malloc_env, warm_worker
+
+    out = {}
+    for _, kw in SETTINGS:
+        if "dask" in kw:
+            with dask.config.set({SPAWN_ENV: glibc_malloc_env(), "distributed.worker.profile.enabled": False}):
+                out[kw["dask"]] = LocalCluster(n_workers=int(kw["dask"].split(":")[1]), threads_per_worker=1,
+                                               dashboard_address=None)
+            with Client(out[kw["dask"]]) as c:
+                c.run(warm_worker)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("raw")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--warm", action="store_true")
     args = ap.parse_args()
+    clusters = _warm_clusters() if args.warm else {}
     runs: dict[int, list[tuple[float, float]]] = {i: [] for i in range(len(SETTINGS))}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             for i, (_, kw) in enumerate(SETTINGS):
+                if "dask" in kw and clusters:
+                    kw = {"dask": clusters[kw["dask"]].scheduler_address}
                 t0 = time.perf_counter()
                 rep = prepare("bp4d", args.raw, Path(tmp) / f"{i}-{r}.h5", landmarks="shipped", **kw)
                 runs[i].append((rep.frames_per_s, time.perf_counter() - t0))
         frames = rep.frames
-    print(f"| executor ({frames} frames) | workers | frames/s (each run) | wall s incl. start |")
+    for c in clusters.values():
+        c.close()
+    print(f"| executor ({frames} frames{', warm Dask' if args.warm else ''}) | workers | frames/s (each run) | wall s incl. start |")
     print("|---|---:|---:|---:|")
     for i, (name, kw) in enumerate(SETTINGS):
         n = kw.get("workers") or int(kw["dask"].split(":")[1])

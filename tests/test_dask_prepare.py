@@ -131,3 +131,45 @@ def test_dask_with_workers_is_refused(raw, tmp_path):
     res = CliRunner().invoke(cli, ["prepare", "test-fake", str(raw), str(tmp_path / "o.h5"), "--dask", "local:2",
                                    "--workers", "2"])
     assert res.exit_code == 2 and "--workers and --dask" in res.output
+
+
+def _worker_settings():
+    import dask
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS"), \
+        dask.config.get("distributed.worker.profile.enabled")
+
+
+def test_a_local_cluster_keeps_glibc_malloc_and_skips_the_profiler():
+    """Dask's MALLOC_TRIM_THRESHOLD_ turns off glibc's adaptive mmap threshold (a page fault per
+    page of every decoded frame); the profiler samples threads for a dashboard nobody has."""
+    from austack.dask_cluster import _client
+
+    client, cluster = _client("local:1")
+    try:
+        assert list(client.run(_worker_settings).values()) == [(None, "1", False)]
+    finally:
+        client.close()
+        cluster.close()
+
+
+def test_the_documented_worker_config_reaches_nanny_workers(tmp_path):
+    """docs/dask/austack.yaml, in DASK_CONFIG, gives hand-started nanny workers what
+    `--dask local:N` gives its own."""
+    sfile = tmp_path / "scheduler.json"
+    env = dict(os.environ, DASK_CONFIG=str(Path(__file__).parents[1] / "docs" / "dask"),
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    procs = [_dask("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                   "--scheduler-file", str(sfile))]
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+                                       str(sfile), "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True))
+        with distributed.Client(scheduler_file=str(sfile), timeout="60s") as client:
+            client.wait_for_workers(1, timeout=60)
+            assert list(client.run(_worker_settings).values()) == [(None, "1", False)]
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()

@@ -192,6 +192,26 @@ def test_ordered_map_keeps_order_and_a_bounded_window():
     assert seen == 40 and most[0] <= 3
 
 
+def test_ordered_map_keeps_at_most_running_unfinished_and_yields_in_order():
+    """A long job at the head: the window lets later jobs finish past it, but never more than
+    `running` are unfinished at once (so a cluster hands each to a free worker)."""
+    lock, live, most = threading.Lock(), [0], [0]
+
+    def job(x):
+        with lock:
+            live[0] += 1
+            most[0] = max(most[0], live[0])
+        time.sleep(0.2 if x % 5 == 0 else 0.01)
+        with lock:
+            live[0] -= 1
+        return -x
+
+    with ThreadPoolExecutor(8) as pool:
+        out = list(ordered_map(pool, job, ((i, i) for i in range(20)), window=6, running=2))
+    assert out == [(i, -i) for i in range(20)]
+    assert most[0] == 2
+
+
 def test_ordered_map_cancels_what_did_not_start_when_stopped():
     with ThreadPoolExecutor(1) as pool:
         started = []

@@ -136,3 +136,23 @@ def test_last_row_is_the_lowest_row_the_warp_reads():
             np.testing.assert_array_equal(a, b)
             changed[last - 3:] = 255 - small[last - 3:]     # and it is tight within a few rows
             assert not np.array_equal(warp(changed, at_scale(m, r), 128), a)
+
+
+def test_a_chunk_runs_opencv_on_one_thread_and_restores_it(frames, monkeypatch):
+    """One worker is one core: OpenCV's own threads would have N workers fight over N cores."""
+    seen = []
+    real_warp = warp
+
+    def spy(*a, **k):
+        seen.append(cv2.getNumThreads())
+        return real_warp(*a, **k)
+
+    monkeypatch.setattr("austack.prepare_chunk.warp", spy)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        process_chunk(Job(frames, "shipped", 64, 2.9, "jpeg", 95, False, 12))
+        assert seen and set(seen) == {1}
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
