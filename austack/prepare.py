@@ -27,6 +27,7 @@ from .datasets.base import AnomalyReport, SessionRef, create_reader
 from .errors import AustackError, ConfigError, StoreMismatchError
 from .executors import WorkerLostError, local_executor, ordered_map
 from .prepare_chunk import Job, process_chunk
+from .prepare_gpu import check_device, pixel_decoder
 from .prepare_shards import SHARD_SESSIONS, ShardOptions, run_sharded
 from .prepare_steps import PrepareReport, Progress, Step, StepWriter, file_sha256, job_maker, session_steps
 from .protocols import load_protocol
@@ -51,7 +52,8 @@ class Plan:
 
 
 def make_plan(dataset: str, raw_dir, *, landmarks: str, size: int, box_enlarge: float, store: str,
-              reader_options: dict | None, detect_max_side: int, chunk_frames: int) -> Plan:
+              reader_options: dict | None, detect_max_side: int, chunk_frames: int,
+              device: str | None = None) -> Plan:
     """Pass 1: labels only, for the totals, the reader's anomalies and the store settings."""
     reader = create_reader(dataset, raw_dir, **(reader_options or {}))
     protocol = load_protocol(reader.protocol)
@@ -63,7 +65,8 @@ def make_plan(dataset: str, raw_dir, *, landmarks: str, size: int, box_enlarge: 
         with_intensities |= any(f.intensities is not None for f in rec.frames)
     settings = StoreSettings(dataset=reader.dataset, aus=protocol.aus, protocol=protocol.id,
                              protocol_hash=protocol.hash, alignment=alignment_params(size, box_enlarge),
-                             landmark_source=landmarks, image_encoding=store, with_intensities=with_intensities)
+                             landmark_source=landmarks, image_encoding=store, with_intensities=with_intensities,
+                             pixel_decoder=pixel_decoder(device))
     source = {"root": str(reader.root), "reader_options": reader.options, "sessions": len(refs),
               "frames": sum(counts), "landmarks": landmarks, "detect_max_side": detect_max_side,
               "chunk_frames": chunk_frames, "protocol_file": protocol.path}
@@ -75,7 +78,7 @@ def prepare(dataset: str, raw_dir: str | os.PathLike, out: str | os.PathLike, *,
             resume: bool = False, force: bool = False, reader_options: dict | None = None,
             progress: Progress | None = None, detect_max_side: int = 640, executor: Executor | None = None,
             chunk_frames: int = CHUNK_FRAMES, window: int | None = None, running: int | None = None,
-            dask: str | None = None,
+            dask: str | None = None, device: str | None = None,
             shards: bool = False, virtual: bool = False, shard_sessions: int = SHARD_SESSIONS) -> PrepareReport:
     """Align every frame of the raw distribution at `raw_dir` into the store `out`.
 
@@ -87,7 +90,9 @@ def prepare(dataset: str, raw_dir: str | os.PathLike, out: str | os.PathLike, *,
     `window` (default 2 x workers) chunks are in flight, at most `running` (default all) of
     them unfinished: a cluster's executor runs with `running` = its workers (`ordered_map`). `shards`: each task writes a shard
     store of `shard_sessions` sessions into `OUT.shards/` and `out` is copied from them, or
-    with `virtual` made of virtual datasets over them (`prepare_shards`).
+    with `virtual` made of virtual datasets over them (`prepare_shards`). `device` (a torch
+    device, e.g. "cuda") decodes JPEG frames with shipped landmarks there and warps them in
+    batches (`prepare_gpu`); the store records it as its `pixel_decoder`.
     """
     if dask is not None:
         if executor is not None:
@@ -99,16 +104,19 @@ def prepare(dataset: str, raw_dir: str | os.PathLike, out: str | os.PathLike, *,
                            box_enlarge=box_enlarge, store=store, resume=resume, force=force,
                            reader_options=reader_options, progress=progress, detect_max_side=detect_max_side,
                            executor=cluster, chunk_frames=chunk_frames, window=window or 2 * threads,
-                           running=running or _cluster_running(threads),
+                           running=running or _cluster_running(threads), device=device,
                            shards=shards, virtual=virtual, shard_sessions=shard_sessions)
     _check_options(landmarks, workers, chunk_frames, shards, virtual, shard_sessions)
+    if device is not None:
+        _check_device(device, workers, executor)
     t0 = time.perf_counter()
     plan = make_plan(dataset, raw_dir, landmarks=landmarks, size=size, box_enlarge=box_enlarge, store=store,
-                     reader_options=reader_options, detect_max_side=detect_max_side, chunk_frames=chunk_frames)
+                     reader_options=reader_options, detect_max_side=detect_max_side, chunk_frames=chunk_frames,
+                     device=device)
     report = PrepareReport(Path(out).expanduser().resolve(), plan.settings.dataset)
     s = plan.settings
     template = Job([], landmarks, size, box_enlarge, store, s.jpeg_quality, s.with_intensities, len(s.aus),
-                   detect_max_side)
+                   detect_max_side, device)
     window = window or 2 * workers
     if shards:
         with _executor(executor, workers) as ex:
@@ -127,6 +135,16 @@ def prepare(dataset: str, raw_dir: str | os.PathLike, out: str | os.PathLike, *,
     report.origins = Counter({name: report.origins[code] for name, code in ORIGIN.items() if report.origins[code]})
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _check_device(device: str, workers: int, executor: Executor | None) -> None:
+    """`--device` runs the chunks in this process (a forked pool cannot share its CUDA
+    context) or on a cluster's workers, each with its own device."""
+    if workers > 1:
+        raise ConfigError(f"--device {device} decodes in this process: drop --workers {workers} (one process "
+                          "keeps a GPU busy), or use --dask with a GPU per worker")
+    if executor is None:
+        check_device(device)
 
 
 def _cluster_running(threads: int) -> int:

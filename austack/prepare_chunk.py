@@ -41,6 +41,7 @@ class Job:
     with_intensities: bool
     n_au: int
     detect_max_side: int = 640
+    device: str | None = None   # a torch device: decode and warp there (`prepare_gpu`)
 
 
 @dataclass
@@ -97,6 +98,12 @@ def process_chunk(job: Job) -> ChunkResult:
     each is decoded only as large as the aligned face needs (`align.decode_scale`) and only
     down to the last row it reads (`align.last_row`; the same pixels as a whole decode), warped
     in OpenCV's BGR order into one reused array and encoded from it."""
+    if job.device is not None:
+        from .prepare_gpu import process_chunk_gpu
+
+        result = process_chunk_gpu(job)
+        if result is not None:
+            return result
     with one_cv2_thread():
         return _process_chunk(job)
 
@@ -161,6 +168,10 @@ def job_key(job: Job) -> str:
     h = hashlib.sha256()
     settings = [KEY_VERSION, job.landmarks, job.size, job.box_enlarge, job.encoding, job.quality,
                 job.with_intensities, job.n_au, job.detect_max_side]
+    if job.device is not None:   # the device's kind, not its number: cuda:0 and cuda:1 agree
+        from .prepare_gpu import pixel_decoder
+
+        settings.append(pixel_decoder(job.device))
     h.update(json.dumps(settings).encode())
     for f in job.frames:
         s = f.source

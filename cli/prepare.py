@@ -51,6 +51,10 @@ def _sigterm_as_interrupt():
 @click.option("--dask", "dask", metavar="ADDRESS", default=None,
               help="Run on a Dask cluster: local[:N] (N worker processes here) or a scheduler, "
                    "e.g. tcp://host:8786 (docs/scale-out.md).")
+@click.option("--device", default=None, metavar="DEVICE",
+              help="Decode JPEG frames that have shipped landmarks on this torch device (cuda, "
+                   "cuda:1: nvJPEG) and warp them in batches; other frames take the CPU path. "
+                   "Recorded in the store (docs/benchmarks.md).")
 @click.option("--shards", is_flag=True,
               help="Each task writes a shard store of a few sessions into OUT.shards/; OUT.h5 is "
                    "copied from them (docs/scale-out.md).")
@@ -58,8 +62,8 @@ def _sigterm_as_interrupt():
               help="With --shards: keep the shards and make OUT.h5 virtual datasets over them.")
 @click.option("--shard-sessions", default=SHARD_SESSIONS, show_default=True, type=click.IntRange(min=1),
               help="Sessions per shard, with --shards.")
-def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, resume, force, dask, shards,
-        virtual, shard_sessions):
+def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, resume, force, dask, device,
+        shards, virtual, shard_sessions):
     """Align every frame of RAW_DIR (a raw DATASET distribution) into the store OUT.h5."""
     console = Console()
     if dask is not None and workers != 1:
@@ -68,6 +72,8 @@ def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, 
     if virtual and not shards:
         raise click.UsageError("--virtual makes a store over shards: give --shards too")
     where = f"dask={dask}" if dask else f"workers={workers}"
+    if device:
+        where += f" device={device}"
     if shards:
         where += f" shards={shard_sessions} sessions{' virtual' if virtual else ''}"
     console.print(f"[bold]prepare[/] {dataset} {raw_dir} -> {out}  {where} landmarks={landmarks} "
@@ -82,7 +88,7 @@ def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, 
             with _sigterm_as_interrupt():
                 report = prepare(dataset, raw_dir, out, workers=workers, landmarks=landmarks, size=size,
                                  box_enlarge=box_enlarge, store=encoding, resume=resume, force=force,
-                                 progress=progress, dask=dask, shards=shards, virtual=virtual,
+                                 progress=progress, dask=dask, device=device, shards=shards, virtual=virtual,
                                  shard_sessions=shard_sessions)
         except KeyboardInterrupt:
             bar.stop()

@@ -64,6 +64,7 @@ class StoreSettings:
     image_encoding: str = "jpeg"
     jpeg_quality: int = JPEG_QUALITY
     with_intensities: bool = False
+    pixel_decoder: str = "opencv"   # what decoded and warped the frames (`prepare --device`)
     size: int = field(init=False)
 
     def __post_init__(self):
@@ -82,6 +83,8 @@ class StoreSettings:
                "with_intensities": bool(self.with_intensities)}
         if self.image_encoding == "jpeg":
             out["jpeg_quality"] = int(self.jpeg_quality)
+        if self.pixel_decoder != "opencv":   # absent: OpenCV, as in every store made before
+            out["pixel_decoder"] = self.pixel_decoder
         return out
 
     @classmethod
@@ -92,7 +95,8 @@ class StoreSettings:
                    landmark_source=str(attrs["landmark_source"]),
                    image_encoding=str(attrs["image_encoding"]),
                    jpeg_quality=int(attrs.get("jpeg_quality", JPEG_QUALITY)),
-                   with_intensities=bool(attrs.get("with_intensities", False)))
+                   with_intensities=bool(attrs.get("with_intensities", False)),
+                   pixel_decoder=str(attrs.get("pixel_decoder", "opencv")))
 
     def differences(self, new: "StoreSettings") -> list[str]:
         """'name: existing X vs new Y' for every setting that differs."""
