@@ -67,7 +67,8 @@ def cli(store, show_all):
                   f"sessions of {len(s.subjects)} subjects")
     console.print(f"protocol {a['protocol']} (hash {a['protocol_hash']}); alignment {a['alignment']}; "
                   f"landmarks {a['landmark_source']}; images {a['image_encoding']}"
-                  + (f" q{a['jpeg_quality']}" if a["image_encoding"] == "jpeg" else ""))
+                  + (f" q{a['jpeg_quality']}" if a["image_encoding"] == "jpeg" else "")
+                  + (f", decoded and warped by {a['pixel_decoder']}" if "pixel_decoder" in a else ""))
     src = a.get("source", {})
     console.print(f"made by austack {a['austack_version']} from {src.get('root', '?')}")
     console.print(_provenance(a))

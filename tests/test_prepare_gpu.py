@@ -15,7 +15,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
+from click.testing import CliRunner  # noqa: E402
+
 from austack.align import warp  # noqa: E402
+from austack.cli.main import cli  # noqa: E402
 from austack.errors import ConfigError, StoreMismatchError  # noqa: E402
 from austack.prepare import Job, prepare, process_chunk  # noqa: E402
 from austack.prepare_gpu import check_device, process_chunk_gpu, warp_batch  # noqa: E402
@@ -98,6 +101,8 @@ def test_prepare_on_a_device_records_it_and_will_not_resume_without_it(fake_raw,
             assert np.abs(a.image(k).astype(np.int16) - b.image(k)).mean() < TOLERANCE
     with pytest.raises(StoreMismatchError, match="pixel_decoder"):
         prepare("test-fake", fake_raw, dev, landmarks="shipped", size=64, resume=True)
+    said = " ".join(CliRunner().invoke(cli, ["info", str(dev)], env={"COLUMNS": "80"}).output.split())
+    assert "decoded and warped by torchvision-cpu" in said
 
 
 def test_a_device_that_cannot_be_used_is_one_clear_error(fake_raw, tmp_path):
