@@ -126,12 +126,19 @@ def _plans(job: "Job") -> list | None:
 
 
 def _read_all(job: "Job") -> list | None:
+    """Each frame's file bytes as a tensor; None when one does not read or is turned by its
+    EXIF orientation (OpenCV turns such a frame, nvJPEG would not: the CPU path takes it)."""
     import torch
 
+    from .datasets.pixels import exif_turned
+
     try:
-        return [torch.from_numpy(np.fromfile(f.source.path, np.uint8)) for f in job.frames]
+        files = [np.fromfile(f.source.path, np.uint8) for f in job.frames]
     except OSError:
         return None
+    if any(exif_turned(memoryview(b)) for b in files):
+        return None
+    return [torch.from_numpy(b) for b in files]
 
 
 def _aligned(job: "Job", files: list, matrices: np.ndarray) -> np.ndarray | None:

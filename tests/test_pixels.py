@@ -232,6 +232,27 @@ def test_cut_past_the_end_and_other_jpegs_decode_whole(tmp_path):
         assert np.array_equal(part, whole), (src.path, last)
 
 
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8, None], ids=["upright", "180", "90", "270", "unparsable"])
+def test_an_exif_orientation_keeps_the_rows_of_the_turned_image(tmp_path, orientation):
+    """OpenCV turns an image by its EXIF orientation, so the file's rows are not the image's:
+    such a file is decoded whole (an upright one is still cut)."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    blob = exif.tobytes() if orientation is not None else b"Exif\0\0XX\0\0"
+    path = tmp_path / "turned.jpg"
+    Image.fromarray(textured(64, 96)).save(path, "JPEG", quality=95, exif=blob)
+    src = PixelSource("image", str(path))
+    (whole, _), = decode_frames([src], [1], bgr=True)
+    (part, _), = decode_frames([src], [1], bgr=True, rows=[20])
+    if orientation == 1:
+        assert part.shape[0] < whole.shape[0] and np.array_equal(part[:21], whole[:21])
+    else:
+        assert np.array_equal(part, whole)
+
+
 def test_cut_zip_members_and_reused_buffer(tmp_path):
     """A zip member is cut on a copy; the file buffer patched in place serves the next file whole."""
     a, b = textured(200, 160, 1), textured(200, 160, 2)

@@ -67,7 +67,7 @@ def test_a_chunk_on_a_device_matches_the_cpu_path(frames):
         np.testing.assert_array_equal(getattr(cpu.rows, name), getattr(gpu.rows, name), err_msg=name)
 
 
-@pytest.mark.parametrize("spoil", ["no landmarks", "png", "missing file", "not a jpeg"])
+@pytest.mark.parametrize("spoil", ["no landmarks", "png", "missing file", "not a jpeg", "exif turned"])
 def test_a_chunk_it_cannot_take_whole_runs_the_cpu_path(frames, tmp_path, spoil):
     bad = frames[1]
     if spoil == "no landmarks":
@@ -78,9 +78,17 @@ def test_a_chunk_it_cannot_take_whole_runs_the_cpu_path(frames, tmp_path, spoil)
         bad = replace(bad, source=replace(bad.source, path=str(path)))
     elif spoil == "missing file":
         bad = replace(bad, source=replace(bad.source, path=str(tmp_path / "gone.jpg")))
-    else:
+    elif spoil == "not a jpeg":
         path = tmp_path / "1.jpg"
         path.write_bytes(b"\xff\xd8 truncated")
+        bad = replace(bad, source=replace(bad.source, path=str(path)))
+    else:   # OpenCV turns it by its EXIF orientation; CUDA's decode_jpeg would not
+        from PIL import Image
+
+        exif = Image.Exif()
+        exif[0x0112] = 3
+        path = tmp_path / "1.jpg"
+        Image.open(bad.source.path).save(path, "JPEG", quality=95, exif=exif.tobytes())
         bad = replace(bad, source=replace(bad.source, path=str(path)))
     chunk = [frames[0], bad, frames[2]]
     assert process_chunk_gpu(_job(chunk, "cpu")) is None

@@ -291,12 +291,56 @@ def _sequential_header(data, n: int) -> tuple[int, int, int] | None:
                 sof = (i + 5, (data[i + 5] << 8) | data[i + 6], 8 * v, nf)
             elif marker in _OTHER_FRAMES:   # progressive, lossless or arithmetic: left whole
                 return None
+            elif marker == 0xE1 and _exif_turned(data, i, length):   # its rows are not the image's
+                return None
             elif marker == 0xDA:    # in sequential JPEG each component is in exactly one scan
                 return sof[:3] if sof is not None and data[i + 4] == sof[3] else None
             i += 2 + length
     except (IndexError, ValueError):
         return None
     return None
+
+
+def exif_turned(data) -> bool:
+    """Whether a JPEG's header holds an EXIF orientation other than 1 (see `_exif_turned`)."""
+    i, n = 2, len(data)
+    while i + 4 <= n and data[i] == 0xFF and data[i + 1] != 0xDA:
+        if data[i + 1] == 0xFF:
+            i += 1
+            continue
+        length = (data[i + 2] << 8) | data[i + 3]
+        if data[i + 1] == 0xE1 and _exif_turned(data, i, length):
+            return True
+        i += 2 + length
+    return False
+
+
+def _exif_turned(data, i: int, length: int) -> bool:
+    """Whether the APP1 segment at `i` is EXIF with an orientation other than 1: OpenCV then
+    turns or mirrors the decoded image, so the file's rows are not the image's and a cut
+    would keep the wrong ones. An EXIF block that does not parse counts as turned."""
+    seg = bytes(data[i + 4:i + 2 + length])
+    if not seg.startswith(b"Exif\0\0"):
+        return False
+    tiff = seg[6:]
+    order = {b"II": "little", b"MM": "big"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return True
+
+    def u16(at: int) -> int:
+        if at + 2 > len(tiff):
+            raise ValueError("EXIF entry past the segment")
+        return int.from_bytes(tiff[at:at + 2], order)
+
+    try:
+        ifd = int.from_bytes(tiff[4:8], order)
+        for k in range(u16(ifd)):
+            entry = ifd + 2 + 12 * k
+            if u16(entry) == 0x0112:   # Orientation, a SHORT held in the entry itself
+                return u16(entry + 8) != 1
+    except ValueError:
+        return True
+    return False
 
 
 def _cut_height(data, n: int, last: int):
