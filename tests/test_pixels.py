@@ -313,3 +313,30 @@ def test_a_truncated_video_is_one_grouped_anomaly_in_a_prepared_chunk(video, tmp
     lost = sum(a.count for a in unreadable)
     assert 0 < lost < T and len(unreadable) <= 2      # one per cause (cut packet, missing frames)
     assert all(a.path == str(cut) and "kept with face=0" in a.detail for a in unreadable)
+
+
+def test_fuzzed_exif_blocks_never_crash_the_header_scan(tmp_path):
+    """Random bytes, lengths that lie and cut-short entries in the EXIF segment: a yes or no
+    from `exif_turned`, and a cut decode is then a frame or a FrameError, never a crash."""
+    from PIL import Image
+
+    from austack.datasets.pixels import exif_turned
+
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "camera"
+    path = tmp_path / "t.jpg"
+    Image.fromarray(textured(48, 64)).save(path, "JPEG", quality=90, exif=exif.tobytes())
+    data = path.read_bytes()
+    app1 = data.find(b"\xff\xe1")
+    end = app1 + 2 + int.from_bytes(data[app1 + 2:app1 + 4], "big")
+    rng = np.random.default_rng(5)
+    for k in range(300):
+        raw = bytearray(data)
+        for _ in range(rng.integers(1, 6)):
+            raw[rng.integers(app1 + 4, end)] = rng.integers(0, 256)
+        if k % 3 == 0:   # an entry count or offset that points past the segment
+            raw[app1 + 18:app1 + 20] = bytes(rng.integers(0, 256, 2, dtype=np.uint8))
+        assert exif_turned(memoryview(raw)) in (True, False)
+        path.write_bytes(bytes(raw))
+        (part, _), = decode_frames([PixelSource("image", str(path))], [1], bgr=True, rows=[10])
+        assert isinstance(part, (np.ndarray, FrameError))
