@@ -11,7 +11,8 @@ file that does not read or decode) runs the CPU path, which reports what failed 
 The bytes are not the CPU path's: another decoder (whole frames; nvJPEG's IDCT and chroma
 upsampling) and another bilinear. They stay within 2 grey levels (mean absolute difference)
 of it (`tests/test_prepare_gpu.py`), and the store records its `pixel_decoder`, so stores
-made either way are told apart.
+made either way are told apart. Which chunks take which path depends on the inputs alone,
+so a resumed run writes the same bytes.
 """
 from __future__ import annotations
 
@@ -156,7 +157,9 @@ def _aligned(job: "Job", files: list, matrices: np.ndarray) -> np.ndarray | None
         part = range(start, min(start + BATCH, len(files)))
         try:
             frames = _decode([files[i] for i in part], job.device)
-        except RuntimeError:
+        except torch.cuda.OutOfMemoryError:
+            raise   # not the files' doing: falling back would make the bytes depend on memory
+        except RuntimeError:   # a file nvJPEG cannot decode: the CPU path names it
             return None
         groups: dict[tuple, list[int]] = {}
         for i, fr in zip(part, frames):
