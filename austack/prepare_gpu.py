@@ -127,17 +127,18 @@ def _plans(job: "Job") -> list | None:
 
 
 def _read_all(job: "Job") -> list | None:
-    """Each frame's file bytes as a tensor; None when one does not read or is turned by its
-    EXIF orientation (OpenCV turns such a frame, nvJPEG would not: the CPU path takes it)."""
+    """Each frame's file bytes as a tensor; None when one does not read, is cut short (the
+    CPU path reports it; a decoder would fill it with grey), or is turned by its EXIF
+    orientation (OpenCV turns such a frame, nvJPEG would not)."""
     import torch
 
-    from .datasets.pixels import exif_turned
+    from .datasets.pixels import exif_turned, jpeg_complete
 
     try:
         files = [np.fromfile(f.source.path, np.uint8) for f in job.frames]
     except OSError:
         return None
-    if any(exif_turned(memoryview(b)) for b in files):
+    if not all(jpeg_complete(b.tobytes(), len(b)) and not exif_turned(memoryview(b)) for b in files):
         return None
     return [torch.from_numpy(b) for b in files]
 

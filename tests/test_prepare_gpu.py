@@ -67,7 +67,8 @@ def test_a_chunk_on_a_device_matches_the_cpu_path(frames):
         np.testing.assert_array_equal(getattr(cpu.rows, name), getattr(gpu.rows, name), err_msg=name)
 
 
-@pytest.mark.parametrize("spoil", ["no landmarks", "png", "missing file", "not a jpeg", "exif turned"])
+@pytest.mark.parametrize("spoil", ["no landmarks", "png", "missing file", "not a jpeg", "truncated",
+                                   "exif turned"])
 def test_a_chunk_it_cannot_take_whole_runs_the_cpu_path(frames, tmp_path, spoil):
     bad = frames[1]
     if spoil == "no landmarks":
@@ -78,6 +79,11 @@ def test_a_chunk_it_cannot_take_whole_runs_the_cpu_path(frames, tmp_path, spoil)
         bad = replace(bad, source=replace(bad.source, path=str(path)))
     elif spoil == "missing file":
         bad = replace(bad, source=replace(bad.source, path=str(tmp_path / "gone.jpg")))
+    elif spoil == "truncated":   # cut at 60%: a decoder would fill the rest with grey
+        path = tmp_path / "1.jpg"
+        data = open(bad.source.path, "rb").read()
+        path.write_bytes(data[:len(data) * 6 // 10])
+        bad = replace(bad, source=replace(bad.source, path=str(path)))
     elif spoil == "not a jpeg":
         path = tmp_path / "1.jpg"
         path.write_bytes(b"\xff\xd8 truncated")

@@ -235,6 +235,13 @@ def _error(src: PixelSource, reason: str) -> FrameError:
     return FrameError(f"cannot read {src.describe()}: {reason}", src, reason)
 
 
+def jpeg_complete(data, n: int) -> bool:
+    """Whether the first `n` bytes of a JPEG end as a whole file does: an end marker after a
+    scan and none after it (entropy-coded data cannot hold one; searched from the end)."""
+    end = data.rfind(_JPEG_END, 0, n)
+    return end >= 0 and data.find(_JPEG_SCAN, end, n) < 0 and data.find(_JPEG_SCAN, 0, end) >= 0
+
+
 def _decode(data, n: int, scale: int, src: PixelSource, bgr: bool, every_format: bool,
             cut: "_Cut") -> tuple[np.ndarray | RawDataError, int]:
     """The first `n` bytes of `data` decoded at 1/`scale` (JPEG only unless `every_format`),
@@ -247,8 +254,7 @@ def _decode(data, n: int, scale: int, src: PixelSource, bgr: bool, every_format:
     # last end marker, with a scan before it and none after (searched from the end: cheap).
     jpeg = data.startswith(_JPEG_START)
     if jpeg:
-        end = data.rfind(_JPEG_END, 0, n)
-        if end < 0 or data.find(_JPEG_SCAN, end, n) >= 0 or data.find(_JPEG_SCAN, 0, end) < 0:
+        if not jpeg_complete(data, n):
             return FrameError(f"truncated JPEG {src.describe()} (no end marker after the last scan); "
                               f"re-extract or re-download it", src, "truncated JPEG"), 1
     scale = scale if jpeg or every_format else 1
