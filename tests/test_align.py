@@ -19,6 +19,14 @@ def astro():
     return img, p68
 
 
+def test_the_stored_astronaut_landmarks_are_what_dlib_finds():
+    """tests/data/astronaut_68.npy stands in for dlib where dlib is not installed."""
+    from austack.landmarks import detect_68
+
+    img, stored = astronaut_68()
+    np.testing.assert_array_equal(detect_68(img), stored)
+
+
 def _anchor_box(points49: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     anchors = np.stack([points49[19:25].mean(0), points49[25:31].mean(0), points49[13], points49[31], points49[37]])
     return anchors.min(0), anchors.max(0)

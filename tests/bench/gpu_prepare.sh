@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `prepare --device cuda` on a lent GPU, in one run (about 2 minutes): its CUDA test (nvJPEG and
 # the batched warp within 2 grey levels of the CPU path) and frames/s against one CPU core.
+# Needs torch, torchvision, opencv, h5py and scikit-image there; not dlib or dask (the
+# astronaut landmarks are stored in tests/data; tested here with both blocked).
 #
 #   tests/bench/gpu_prepare.sh OUT_DIR
 set -uo pipefail
