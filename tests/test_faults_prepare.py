@@ -72,8 +72,8 @@ RUN = textwrap.dedent("""
 """)
 
 
-def _start(raw, out, workers: int, pause: float = 0.0) -> subprocess.Popen:
-    code = RUN.format(tests=str(HERE), raw=str(raw), out=str(out), workers=workers, pause=pause, opts=OPTS)
+def _start(raw, out, workers: int, pause: float = 0.0, opts: dict = OPTS) -> subprocess.Popen:
+    code = RUN.format(tests=str(HERE), raw=str(raw), out=str(out), workers=workers, pause=pause, opts=opts)
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
 
@@ -85,8 +85,8 @@ def _wait_for(proc: subprocess.Popen, word: str) -> None:
     raise AssertionError(f"the run ended before printing {word!r}")
 
 
-def _run_seconds(raw, tmp_path, workers: int) -> float:
-    proc = _start(raw, tmp_path / "timing.h5", workers)
+def _run_seconds(raw, tmp_path, workers: int, opts: dict = OPTS) -> float:
+    proc = _start(raw, tmp_path / "timing.h5", workers, opts=opts)
     _wait_for(proc, "go")
     t0 = time.perf_counter()
     _wait_for(proc, "done")
@@ -112,6 +112,24 @@ def test_sigkill_at_random_instants_then_resume_gives_the_clean_bytes(raw, clean
         assert not partial_path(out).exists()
         assert filecmp.cmp(out, clean, shallow=False), f"kill {k} after {delay:.3f} s of {span:.3f} s"
     assert verify(out).ok
+
+
+def test_sigkill_of_a_device_run_then_resume_gives_its_clean_bytes(raw, tmp_path):
+    """`--device` (here the CPU, through the same torch code) resumes as the CPU path does."""
+    pytest.importorskip("torchvision")
+    opts = dict(OPTS, device="cpu")
+    clean_dev = tmp_path / "clean-dev.h5"
+    prepare("test-fake", raw, clean_dev, **opts)
+    span = _run_seconds(raw, tmp_path, 1, opts)
+    for k, delay in enumerate(np.random.default_rng(77).uniform(0, 1.1 * span, 3)):
+        out = tmp_path / f"d{k}.h5"
+        proc = _start(raw, out, 1, opts=opts)
+        _wait_for(proc, "go")
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        prepare("test-fake", raw, out, resume=True, **opts)
+        assert filecmp.cmp(out, clean_dev, shallow=False), f"kill {k} after {delay:.3f} s of {span:.3f} s"
 
 
 def _children(pid: int) -> list[int]:
