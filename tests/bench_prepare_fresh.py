@@ -9,9 +9,9 @@ landmarks or an image (so both sides align every frame). Then alternates, each i
 of its own (pinned to the parent's core), the per-frame loop research repos run
 (`cv2.imread` -> 49-point matrix -> `warpAffine` -> `imwrite`, landmarks read beforehand,
 untimed) and the whole `prepare(..., workers=1)` (plan, labels, landmark files, decode,
-align, encode, the store's writes). A fresh process matters for the loop: glibc maps each
-whole decoded frame anew until something else has raised its mmap threshold, a page fault
-per page, every frame.
+align, encode, the store's writes). A fresh process matters for the loop: there it pays
+about a page fault per page of every decoded frame, and none in a process that has run
+prepare before (glibc's adaptive mmap threshold, most likely).
 """
 from __future__ import annotations
 
@@ -39,15 +39,19 @@ def _sessions(raw: Path) -> list:
     return [(ref, plan.reader.read_session(ref, AnomalyReport()).frames) for ref in plan.refs]
 
 
-def quality_100_copy(raw: Path, out: Path) -> None:
+def quality_100_copy(raw: Path, out: Path, complete_only: bool = True) -> None:
+    """RAW copied to `out` with every frame re-encoded at quality 100 with noise; with
+    `complete_only`, without the sessions where a frame lacks landmarks or an image."""
     shutil.copytree(raw, out, copy_function=os.link)
     rng = np.random.default_rng(0)
     for ref, frames in _sessions(out):
         complete = all(f.landmarks is not None and Path(f.source.path).exists() for f in frames)
-        if not complete:   # BP4D's labels name the session: without them it is not read
+        if complete_only and not complete:   # BP4D's labels name the session: without them it is not read
             (out / "AUCoding" / "AU_OCC" / f"{ref.subject}_{ref.session}.csv").unlink()
             continue
         for f in frames:
+            if not Path(f.source.path).exists():
+                continue
             image = cv2.imread(f.source.path).astype(np.int16)
             noisy = np.clip(image + rng.integers(-3, 4, image.shape), 0, 255).astype(np.uint8)
             os.unlink(f.source.path)   # a hard link to RAW's file: do not write through it

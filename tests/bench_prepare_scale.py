@@ -1,16 +1,19 @@
 """frames/s of `prepare` with 1 and 2 workers, on the local process pool and on Dask.
 
-    python tests/bench_prepare_scale.py RAW [--repeats 2] [--warm]
+    python tests/bench_prepare_scale.py RAW [--repeats 2] [--warm] [--q100]
 
 RAW is a BP4D layout (e.g. `austack synth RAW --layout bp4d --size 1392 ...`). Each setting
 runs `repeats` times, alternating; prints frames/s of the run itself (`PrepareReport`) and the
 wall time including starting the pool or the LocalCluster. `--warm`: the Dask rows run on
 LocalClusters started once (as `austack.dask_cluster` starts them) and reused, as a long-lived
-cluster is, so their workers have imported austack before the timed runs.
+cluster is, so their workers have imported austack before the timed runs. `--q100`: on a
+copy of RAW with every frame re-encoded at JPEG quality 100 with noise, as BP4D ships them
+(`bench_prepare_fresh.quality_100_copy`, every session kept).
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -43,7 +46,14 @@ def main() -> None:
     ap.add_argument("raw")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--warm", action="store_true")
+    ap.add_argument("--q100", action="store_true")
     args = ap.parse_args()
+    if args.q100:
+        from bench_prepare_fresh import quality_100_copy
+
+        q100 = Path(tempfile.mkdtemp()) / "q100"
+        quality_100_copy(Path(args.raw), q100, complete_only=False)
+        args.raw = str(q100)
     clusters = _warm_clusters() if args.warm else {}
     runs: dict[int, list[tuple[float, float]]] = {i: [] for i in range(len(SETTINGS))}
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,6 +67,8 @@ def main() -> None:
         frames = rep.frames
     for c in clusters.values():
         c.close()
+    if args.q100:
+        shutil.rmtree(Path(args.raw).parent)
     print(f"| executor ({frames} frames{', warm Dask' if args.warm else ''}) | workers | frames/s (each run) | wall s incl. start |")
     print("|---|---:|---:|---:|")
     for i, (name, kw) in enumerate(SETTINGS):
