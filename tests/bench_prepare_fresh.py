@@ -9,9 +9,9 @@ landmarks or an image (so both sides align every frame). Then alternates, each i
 of its own (pinned to the parent's core), the per-frame loop research repos run
 (`cv2.imread` -> 49-point matrix -> `warpAffine` -> `imwrite`, landmarks read beforehand,
 untimed) and the whole `prepare(..., workers=1)` (plan, labels, landmark files, decode,
-align, encode, the store's writes). A fresh process matters for the loop: there it pays
-about a page fault per page of every decoded frame, and none in a process that has run
-prepare before (glibc's adaptive mmap threshold, most likely).
+align, encode, the store's writes). A fresh process matters for the loop: there glibc hands
+each decoded frame's memory back to the system and faults it in again, a page fault per page
+every frame, which it does not in a process that has run prepare before.
 """
 from __future__ import annotations
 
