@@ -14,3 +14,5 @@ python3 -m pip install -q --no-deps --no-build-isolation -e . || exit 1
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 python3 -m pytest -p no:cacheprovider -q -W ignore::DeprecationWarning tests/test_prepare_gpu.py
 python3 -W ignore tests/bench/bench_prepare_gpu.py --frames 1024 --device cuda
+python3 -m pytest -p no:cacheprovider -q -W ignore::DeprecationWarning tests/bench/test_bench_prepare.py \
+    --benchmark-enable --benchmark-columns=min,median,rounds

@@ -41,3 +41,15 @@ def test_bench_prepare_chunk(benchmark, frames):
     result = benchmark(process_chunk, job)
     assert len(result.rows) == FRAMES and result.rows.face.all()
     assert np.isfinite(result.rows.matrix).all()
+
+
+@pytest.mark.benchmark(group="prepare-per-frame")
+def test_bench_prepare_chunk_cuda(benchmark, frames):
+    """`prepare --device cuda` on the same frames (tests/bench/gpu_prepare.sh runs it)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    job = Job(frames, "shipped", 256, 2.9, "jpeg", 95, False, 12, device="cuda")
+    process_chunk(job)   # CUDA context and nvJPEG handles outside the timing
+    result = benchmark(process_chunk, job)
+    assert len(result.rows) == FRAMES and result.rows.face.all()
