@@ -73,9 +73,14 @@ def _client(address: str):
 
 
 def warm_worker() -> None:
-    """Import the chunk code on a worker (a fresh process: Dask's nannies spawn, they do not
-    fork) so the first chunk does not pay for it."""
+    """Import the chunk code on a worker so the first chunk does not pay for it, and keep
+    OpenCV to one thread there: a worker thread is a core. (A fresh process: Dask's nannies
+    spawn, they do not fork, so OpenCV's thread pool is the worker's own to reconfigure.)"""
+    import cv2
+
     import austack.prepare_chunk  # noqa: F401
+
+    cv2.setNumThreads(1)
 
 
 @contextmanager

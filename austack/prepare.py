@@ -26,7 +26,7 @@ from .align import alignment_params
 from .datasets.base import AnomalyReport, SessionRef, create_reader
 from .errors import AustackError, ConfigError, StoreMismatchError
 from .executors import WorkerLostError, local_executor, ordered_map
-from .prepare_chunk import Job, process_chunk
+from .prepare_chunk import Job, one_cv2_thread, process_chunk
 from .prepare_gpu import check_device, pixel_decoder
 from .prepare_shards import SHARD_SESSIONS, ShardOptions, run_sharded
 from .prepare_steps import PrepareReport, Progress, Step, StepWriter, file_sha256, job_maker, session_steps
@@ -169,16 +169,18 @@ def _check_options(landmarks: str, workers: int, chunk_frames: int, shards: bool
 @contextmanager
 def _executor(executor: Executor | None, workers: int) -> Iterator[Executor]:
     """The given executor, or `workers` local processes shut down on exit (at once, dropping
-    queued work, on Ctrl-C or an error: nobody will write it)."""
-    if executor is not None:
-        yield executor
-        return
-    own, finished = local_executor(workers), False
-    try:
-        yield own
-        finished = True
-    finally:
-        own.shutdown(wait=finished, cancel_futures=True)
+    queued work, on Ctrl-C or an error: nobody will write it). OpenCV runs on one thread
+    meanwhile, here and so in the workers forked from here (`one_cv2_thread`)."""
+    with one_cv2_thread():
+        if executor is not None:
+            yield executor
+            return
+        own, finished = local_executor(workers), False
+        try:
+            yield own
+            finished = True
+        finally:
+            own.shutdown(wait=finished, cancel_futures=True)
 
 
 def _run(plan: Plan, writer: StoreWriter, report: PrepareReport, executor: Executor, window: tuple[int, int | None],

@@ -80,19 +80,25 @@ def _shipped_matrix_for(landmarks, job: Job):
 
 @contextmanager
 def one_cv2_thread() -> Iterator[None]:
-    """OpenCV on one thread while a chunk runs: prepare's parallelism is its workers, one core
-    each, and OpenCV's own threads would make N workers compete for N cores (and make a
-    `--workers 1` run use more than one)."""
+    """OpenCV on one thread inside the block, as it was after. prepare holds this around a
+    whole run: its parallelism is its workers, one core each, and OpenCV's own threads would
+    have N workers compete for N cores (and a `--workers 1` run use more than one).
+
+    Only ever in a process that owns its OpenCV thread pool, never in a forked pool worker:
+    there the pool's state is the parent's, and reconfiguring it waits forever on threads
+    that were not forked. Set before the fork, the workers inherit one thread."""
     before = cv2.getNumThreads()
-    cv2.setNumThreads(1)
+    if before != 1:
+        cv2.setNumThreads(1)
     try:
         yield
     finally:
-        cv2.setNumThreads(before)
+        if before != 1:
+            cv2.setNumThreads(before)
 
 
 def process_chunk(job: Job) -> ChunkResult:
-    """Decode, landmark, align and encode one chunk (runs in a worker process, on one core).
+    """Decode, landmark, align and encode one chunk (runs in a worker process).
 
     Frames with shipped landmarks take the short path: the warp is known before decoding, so
     each is decoded only as large as the aligned face needs (`align.decode_scale`) and only
@@ -104,8 +110,7 @@ def process_chunk(job: Job) -> ChunkResult:
         result = process_chunk_gpu(job)
         if result is not None:
             return result
-    with one_cv2_thread():
-        return _process_chunk(job)
+    return _process_chunk(job)
 
 
 def _process_chunk(job: Job) -> ChunkResult:

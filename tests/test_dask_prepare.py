@@ -140,14 +140,22 @@ def _worker_settings():
         dask.config.get("distributed.worker.profile.enabled")
 
 
+def _opencv_threads():
+    import cv2
+
+    return cv2.getNumThreads()
+
+
 def test_a_local_cluster_keeps_glibc_malloc_and_skips_the_profiler():
     """Dask's MALLOC_TRIM_THRESHOLD_ turns off glibc's adaptive mmap threshold (a page fault per
     page of every decoded frame); the profiler samples threads for a dashboard nobody has."""
-    from austack.dask_cluster import _client
+    from austack.dask_cluster import _client, warm_worker
 
     client, cluster = _client("local:1")
     try:
         assert list(client.run(_worker_settings).values()) == [(None, "1", False)]
+        client.run(warm_worker)   # what dask_executor sends each worker first
+        assert list(client.run(_opencv_threads).values()) == [1]
     finally:
         client.close()
         cluster.close()

@@ -235,3 +235,28 @@ def test_a_session_with_no_frames_is_kept_as_an_empty_row_range(tmp_path):
     assert verify(tmp_path / "e.h5").ok
     again = prepare("test-fake", root, tmp_path / "e.h5", landmarks="shipped", size=32, force=True)
     assert again.frames == 4
+
+
+FORK_AFTER_OPENCV_THREADS = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    import cv2, numpy as np
+    import _prepare_fake
+    from austack.prepare import prepare
+
+    cv2.setNumThreads(2)
+    cv2.resize(np.zeros((2000, 2000, 3), np.uint8), (3000, 3000))   # starts OpenCV's thread pool
+    prepare("test-fake", {raw!r}, {out!r}, workers=2, landmarks="shipped", size=64, chunk_frames=2)
+    assert cv2.getNumThreads() == 2, "prepare must give OpenCV its threads back"
+    print("done")
+""")
+
+
+def test_a_pool_forked_from_a_process_with_opencv_threads_does_not_hang(fake_raw, tmp_path):
+    """A forked worker must not reconfigure OpenCV's thread pool: the pool's state came from
+    the parent's threads, and pthread_cond_destroy waits for them forever (found by the demo,
+    whose synth step starts that pool)."""
+    code = FORK_AFTER_OPENCV_THREADS.format(tests=str(Path(__file__).parent), raw=str(fake_raw),
+                                            out=str(tmp_path / "out.h5"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "done" in proc.stdout, proc.stderr[-2000:]

@@ -138,8 +138,11 @@ def test_last_row_is_the_lowest_row_the_warp_reads():
             assert not np.array_equal(warp(changed, at_scale(m, r), 128), a)
 
 
-def test_a_chunk_runs_opencv_on_one_thread_and_restores_it(frames, monkeypatch):
-    """One worker is one core: OpenCV's own threads would have N workers fight over N cores."""
+def test_prepare_runs_opencv_on_one_thread_and_gives_it_back(fake_raw, tmp_path, monkeypatch):
+    """One worker is one core: OpenCV's own threads would have N workers fight over N cores.
+    (Forked workers inherit it; `test_prepare.py` checks they never reconfigure it.)"""
+    from austack.prepare import prepare
+
     seen = []
     real_warp = warp
 
@@ -151,7 +154,7 @@ def test_a_chunk_runs_opencv_on_one_thread_and_restores_it(frames, monkeypatch):
     before = cv2.getNumThreads()
     cv2.setNumThreads(2)
     try:
-        process_chunk(Job(frames, "shipped", 64, 2.9, "jpeg", 95, False, 12))
+        prepare("test-fake", fake_raw, tmp_path / "one.h5", landmarks="shipped", size=64)
         assert seen and set(seen) == {1}
         assert cv2.getNumThreads() == 2
     finally:
