@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,6 +79,17 @@ def _shipped_matrix_for(landmarks, job: Job):
         return None
 
 
+_forked = False   # this process was forked from one that had imported austack
+
+
+def _mark_forked() -> None:
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_mark_forked)
+
+
 @contextmanager
 def one_cv2_thread() -> Iterator[None]:
     """OpenCV on one thread inside the block, as it was after. prepare holds this around a
@@ -86,14 +98,15 @@ def one_cv2_thread() -> Iterator[None]:
 
     Only ever in a process that owns its OpenCV thread pool, never in a forked pool worker:
     there the pool's state is the parent's, and reconfiguring it waits forever on threads
-    that were not forked. Set before the fork, the workers inherit one thread."""
+    that were not forked. Set before the fork, the workers inherit one thread; in a process
+    forked from another (a user's own pool calling prepare), it is left as it is."""
     before = cv2.getNumThreads()
-    if before != 1:
+    if before != 1 and not _forked:
         cv2.setNumThreads(1)
     try:
         yield
     finally:
-        if before != 1:
+        if before != 1 and not _forked:
             cv2.setNumThreads(before)
 
 

@@ -252,6 +252,36 @@ FORK_AFTER_OPENCV_THREADS = textwrap.dedent("""
 """)
 
 
+PREPARE_IN_A_FORKED_CHILD = textwrap.dedent("""
+    import multiprocessing, sys
+    sys.path.insert(0, {tests!r})
+    import cv2, numpy as np
+    import _prepare_fake
+    from austack.prepare import prepare
+
+    def child():
+        prepare("test-fake", {raw!r}, {out!r}, landmarks="shipped", size=64)
+
+    cv2.setNumThreads(2)
+    cv2.resize(np.zeros((2000, 2000, 3), np.uint8), (3000, 3000))   # starts OpenCV's thread pool
+    p = multiprocessing.get_context("fork").Process(target=child)
+    p.start()
+    p.join(50)
+    if p.is_alive():
+        p.kill()   # hung: do not leave it behind
+    assert p.exitcode == 0, p.exitcode
+    print("done")
+""")
+
+
+def test_prepare_in_a_process_forked_after_opencv_threads_does_not_hang(fake_raw, tmp_path):
+    """A user's own forked process running prepare: it leaves OpenCV's threads alone."""
+    code = PREPARE_IN_A_FORKED_CHILD.format(tests=str(Path(__file__).parent), raw=str(fake_raw),
+                                            out=str(tmp_path / "out.h5"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "done" in proc.stdout, proc.stderr[-2000:]
+
+
 def test_a_pool_forked_from_a_process_with_opencv_threads_does_not_hang(fake_raw, tmp_path):
     """A forked worker must not reconfigure OpenCV's thread pool: the pool's state came from
     the parent's threads, and pthread_cond_destroy waits for them forever (found by the demo,
