@@ -16,13 +16,14 @@ so a resumed run writes the same bytes.
 """
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .align import BORDER, at_scale, decode_scale, transform_points
+from .align import BORDER, at_scale, transform_points
 from .errors import ConfigError
 from .store import ORIGIN, encode_image
 
@@ -114,16 +115,25 @@ def _inside_weight(coord: "torch.Tensor", n: int) -> "torch.Tensor":
     return (1 - frac) * ((lo >= 0) & (lo <= n - 1)) + frac * ((lo + 1 >= 0) & (lo + 1 <= n - 1))
 
 
-def _plans(job: "Job") -> list | None:
-    """Each frame's (49 points, matrix), or None when the chunk is not for this path."""
+def _plans(job: "Job") -> tuple[list, list[int]] | None:
+    """Each frame's (49 points, matrix) and the scale the CPU path decodes it at, or None
+    when the chunk is not for this path."""
     from .prepare_chunk import _frame_plans
 
     if job.landmarks == "dlib":
         return None
     if not all(f.source.kind == "image" and f.source.path.lower().endswith(JPEG_SUFFIXES) for f in job.frames):
         return None
-    plans = _frame_plans(job)[0]
-    return plans if all(isinstance(p, tuple) for p in plans) else None
+    plans, scales, _ = _frame_plans(job)
+    return (plans, scales) if all(isinstance(p, tuple) for p in plans) else None
+
+
+def _read(path: str) -> bytearray:
+    """A file's bytes, writable (a tensor shares them without a copy) and searchable."""
+    with open(path, "rb") as f:
+        data = bytearray(os.fstat(f.fileno()).st_size)
+        n = f.readinto(data)
+    return data if n == len(data) else data[:n]
 
 
 def _read_all(job: "Job") -> list | None:
@@ -135,24 +145,23 @@ def _read_all(job: "Job") -> list | None:
     from .datasets.pixels import exif_turned, jpeg_complete
 
     try:
-        files = [np.fromfile(f.source.path, np.uint8) for f in job.frames]
+        files = [_read(f.source.path) for f in job.frames]
     except OSError:
         return None
-    if not all(jpeg_complete(b.tobytes(), len(b)) and not exif_turned(memoryview(b)) for b in files):
+    if not all(jpeg_complete(b, len(b)) and not exif_turned(b) for b in files):
         return None
-    return [torch.from_numpy(b) for b in files]
+    return [torch.frombuffer(b, dtype=torch.uint8) for b in files]
 
 
-def _aligned(job: "Job", files: list, matrices: np.ndarray) -> np.ndarray | None:
+def _aligned(job: "Job", files: list, matrices: np.ndarray, scales: list[int]) -> np.ndarray | None:
     """(n, size, size, 3) RGB uint8 faces on the host, or None if a file does not decode.
 
-    Each frame is first averaged over r x r blocks, r the scale the CPU path decodes it at
-    (`align.decode_scale`; libjpeg's DCT scaling is close to such an average): a bilinear
+    Each frame is first averaged over r x r blocks, r its entry in `scales` (the scale the
+    CPU path decodes it at; libjpeg's DCT scaling is close to such an average): a bilinear
     warp straight from full resolution would alias a face shrunk 3-6 times."""
     import torch
     import torch.nn.functional as F
 
-    scales = [decode_scale(m) for m in matrices]
     out = np.empty((len(files), job.size, job.size, 3), np.uint8)
     for start in range(0, len(files), BATCH):
         part = range(start, min(start + BATCH, len(files)))
@@ -179,12 +188,13 @@ def process_chunk_gpu(job: "Job") -> "ChunkResult | None":
     from .prepare_chunk import ChunkResult, _rows
 
     t0 = time.perf_counter()
-    plans = _plans(job)
-    files = _read_all(job) if plans is not None else None
+    planned = _plans(job)
+    files = _read_all(job) if planned is not None else None
     if files is None:
         return None
+    plans, scales = planned
     matrices = np.stack([m for _, m in plans]).astype(np.float64)
-    faces = _aligned(job, files, matrices)
+    faces = _aligned(job, files, matrices, scales)
     if faces is None:
         return None
     n = len(job.frames)

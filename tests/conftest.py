@@ -126,3 +126,9 @@ def fake_raw(tmp_path_factory):
     root = tmp_path_factory.mktemp("fake") / "raw"
     _prepare_fake.write_fake_raw(root, subjects=("S1", "S2", "S3"), frames=4)
     return root
+
+
+@pytest.fixture(scope="module")
+def raw(fake_raw):
+    """`fake_raw` under the name the fault, Dask and shard tests use (a module may define its own)."""
+    return fake_raw

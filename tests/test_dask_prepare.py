@@ -30,11 +30,6 @@ COLUMNS = ("labels", "landmarks", "matrix", "face", "landmark_origin", "frame", 
 
 
 @pytest.fixture(scope="module")
-def raw(fake_raw):
-    return fake_raw
-
-
-@pytest.fixture(scope="module")
 def local(raw, tmp_path_factory):
     out = tmp_path_factory.mktemp("local") / "local.h5"
     prepare("test-fake", raw, out, **OPTS)

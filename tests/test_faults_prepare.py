@@ -36,11 +36,6 @@ KILLS_PER_SETTING = 5
 
 
 @pytest.fixture(scope="module")
-def raw(fake_raw):
-    return fake_raw
-
-
-@pytest.fixture(scope="module")
 def clean(raw, tmp_path_factory):
     out = tmp_path_factory.mktemp("clean") / "clean.h5"
     prepare("test-fake", raw, out, **OPTS)

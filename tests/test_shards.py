@@ -39,11 +39,6 @@ KILLS = 4
 
 
 @pytest.fixture(scope="module")
-def raw(fake_raw):
-    return fake_raw
-
-
-@pytest.fixture(scope="module")
 def plain(raw, tmp_path_factory):
     out = tmp_path_factory.mktemp("plain") / "plain.h5"
     prepare("test-fake", raw, out, **OPTS)

@@ -281,16 +281,28 @@ _OTHER_FRAMES = frozenset(range(0xC2, 0xD0)) - {0xC4, 0xC8, 0xCC}   # DHT, JPG, 
 _SKIPPED_REST = re.compile(r"Corrupt JPEG data: \d+ extraneous bytes before marker 0xd[0-79]")
 
 
+def _segments(data, n: int):
+    """(marker, offset, length) of each header segment in the first `n` bytes of a JPEG, up
+    to and including its first scan (SOS); fill bytes before a marker are skipped."""
+    i = 2
+    while i + 4 <= n and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        length = (data[i + 2] << 8) | data[i + 3]
+        yield marker, i, length
+        if marker == 0xDA:
+            return
+        i += 2 + length
+
+
 def _sequential_header(data, n: int) -> tuple[int, int, int] | None:
     """(offset of the frame height, the height, the MCU height) when the first `n` bytes of
     `data` are a sequential Huffman JPEG whose one scan holds every component; else None."""
-    i, sof = 2, None
+    sof = None
     try:
-        while i + 4 <= n and data[i] == 0xFF:
-            marker, length = data[i + 1], (data[i + 2] << 8) | data[i + 3]
-            if marker == 0xFF:      # a fill byte before the marker
-                i += 1
-                continue
+        for marker, i, length in _segments(data, n):
             if marker in _SEQUENTIAL:
                 nf = data[i + 9]
                 v = max(data[i + 11 + 3 * k] & 0x0F for k in range(nf)) if nf > 1 else 1
@@ -301,7 +313,6 @@ def _sequential_header(data, n: int) -> tuple[int, int, int] | None:
                 return None
             elif marker == 0xDA:    # in sequential JPEG each component is in exactly one scan
                 return sof[:3] if sof is not None and data[i + 4] == sof[3] else None
-            i += 2 + length
     except (IndexError, ValueError):
         return None
     return None
@@ -309,16 +320,7 @@ def _sequential_header(data, n: int) -> tuple[int, int, int] | None:
 
 def exif_turned(data) -> bool:
     """Whether a JPEG's header holds an EXIF orientation other than 1 (see `_exif_turned`)."""
-    i, n = 2, len(data)
-    while i + 4 <= n and data[i] == 0xFF and data[i + 1] != 0xDA:
-        if data[i + 1] == 0xFF:
-            i += 1
-            continue
-        length = (data[i + 2] << 8) | data[i + 3]
-        if data[i + 1] == 0xE1 and _exif_turned(data, i, length):
-            return True
-        i += 2 + length
-    return False
+    return any(marker == 0xE1 and _exif_turned(data, i, length) for marker, i, length in _segments(data, len(data)))
 
 
 def _exif_turned(data, i: int, length: int) -> bool:
