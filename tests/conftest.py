@@ -132,3 +132,22 @@ def fake_raw(tmp_path_factory):
 def raw(fake_raw):
     """`fake_raw` under the name the fault, Dask and shard tests use (a module may define its own)."""
     return fake_raw
+
+
+def same_contents(a: Path, b: Path, columns) -> None:
+    """Images, the named columns and the identity of two stores equal, row for row."""
+    import h5py
+
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        assert [bytes(r) for r in fa["images"][:]] == [bytes(r) for r in fb["images"][:]]
+        for name in columns:
+            np.testing.assert_array_equal(fa[name][:], fb[name][:], err_msg=name)
+        assert fa.attrs["identity"] == fb.attrs["identity"]
+
+
+def wait_for(proc, word: str) -> None:
+    """Read a child's stdout until it prints the line `word`."""
+    for line in proc.stdout:
+        if line.strip() == word:
+            return
+    raise AssertionError(f"the run ended before printing {word!r}")

@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -23,6 +21,7 @@ from austack.errors import ConfigError  # noqa: E402
 from austack.prepare import prepare  # noqa: E402
 from austack.store import verify  # noqa: E402
 
+from conftest import same_contents  # noqa: E402
 import _prepare_fake  # noqa: E402,F401  (registers the test-fake reader)
 
 OPTS = {"landmarks": "shipped", "size": 64, "chunk_frames": 2}
@@ -61,15 +60,6 @@ def scheduler(tmp_path):
             p.wait()
 
 
-def same_contents(a: Path, b: Path) -> None:
-    """Images, labels, landmarks and every frame column equal, row for row."""
-    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
-        assert [bytes(r) for r in fa["images"][:]] == [bytes(r) for r in fb["images"][:]]
-        for name in COLUMNS:
-            np.testing.assert_array_equal(fa[name][:], fb[name][:], err_msg=name)
-        assert fa.attrs["identity"] == fb.attrs["identity"]
-
-
 def test_addresses_parse():
     assert parse_address("local") == ("local", None)
     assert parse_address("local:3") == ("local", 3)
@@ -94,9 +84,9 @@ def test_a_scheduler_with_two_workers_gives_the_local_bytes(raw, local, schedule
     assert res.exit_code == 0, res.output
     report = prepare("test-fake", raw, tmp_path / "lib.h5", dask=address, **OPTS)
     assert report.written_frames == report.frames == 24
-    same_contents(tmp_path / "lib.h5", local)
+    same_contents(tmp_path / "lib.h5", local, COLUMNS)
     assert filecmp.cmp(tmp_path / "lib.h5", local, shallow=False)
-    same_contents(out, local)   # the CLI's chunk size is the default: same contents, other provenance
+    same_contents(out, local, COLUMNS)   # the CLI's chunk size is the default: same contents, other provenance
     assert verify(out).ok
 
 

@@ -27,7 +27,7 @@ from austack.store import partial_path, verify
 from austack.store import _parts, _writer
 
 import _prepare_fake  # noqa: F401  (registers the test-fake reader)
-from conftest import mount_tmpfs
+from conftest import mount_tmpfs, wait_for
 
 HERE = Path(__file__).parent
 OPTS = {"landmarks": "shipped", "size": 64, "chunk_frames": 2}
@@ -73,18 +73,11 @@ def _start(raw, out, workers: int, pause: float = 0.0, opts: dict = OPTS) -> sub
                             start_new_session=True)
 
 
-def _wait_for(proc: subprocess.Popen, word: str) -> None:
-    for line in proc.stdout:
-        if line.strip() == word:
-            return
-    raise AssertionError(f"the run ended before printing {word!r}")
-
-
 def _run_seconds(raw, tmp_path, workers: int, opts: dict = OPTS) -> float:
     proc = _start(raw, tmp_path / "timing.h5", workers, opts=opts)
-    _wait_for(proc, "go")
+    wait_for(proc, "go")
     t0 = time.perf_counter()
-    _wait_for(proc, "done")
+    wait_for(proc, "done")
     span = time.perf_counter() - t0
     proc.wait()
     return span
@@ -98,7 +91,7 @@ def test_sigkill_at_random_instants_then_resume_gives_the_clean_bytes(raw, clean
     for k, delay in enumerate(rng.uniform(0, 1.1 * span, KILLS_PER_SETTING)):
         out = tmp_path / f"k{k}.h5"
         proc = _start(raw, out, workers)
-        _wait_for(proc, "go")
+        wait_for(proc, "go")
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)   # the run and its workers, as a crash would
         proc.wait()
@@ -119,7 +112,7 @@ def test_sigkill_of_a_device_run_then_resume_gives_its_clean_bytes(raw, tmp_path
     for k, delay in enumerate(np.random.default_rng(77).uniform(0, 1.1 * span, 3)):
         out = tmp_path / f"d{k}.h5"
         proc = _start(raw, out, 1, opts=opts)
-        _wait_for(proc, "go")
+        wait_for(proc, "go")
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -145,7 +138,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_die_with_a_killed_parent(raw, tmp_path):
     proc = _start(raw, tmp_path / "orphans.h5", workers=2, pause=0.5)
-    _wait_for(proc, "2")       # a chunk is written: the pool is up
+    wait_for(proc, "2")       # a chunk is written: the pool is up
     workers = _children(proc.pid)
     assert len(workers) >= 2, workers
     os.kill(proc.pid, signal.SIGKILL)    # the parent only

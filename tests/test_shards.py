@@ -28,6 +28,7 @@ from austack.prepare import prepare
 from austack.prepare_shards import shards_path
 from austack.store import check_store, open_store, store_identity, verify
 
+from conftest import same_contents, wait_for  # noqa: E402
 import _prepare_fake  # noqa: F401  (registers the test-fake reader)
 
 HERE = Path(__file__).parent
@@ -43,15 +44,6 @@ def plain(raw, tmp_path_factory):
     out = tmp_path_factory.mktemp("plain") / "plain.h5"
     prepare("test-fake", raw, out, **OPTS)
     return out
-
-
-def same_contents(a: Path, b: Path) -> None:
-    """Images, labels, landmarks, every frame column and the tables equal, row for row."""
-    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
-        assert [bytes(r) for r in fa["images"][:]] == [bytes(r) for r in fb["images"][:]]
-        for name in COLUMNS:
-            np.testing.assert_array_equal(fa[name][:], fb[name][:], err_msg=name)
-        assert fa.attrs["identity"] == fb.attrs["identity"]
 
 
 def leftovers(out: Path) -> list[str]:
@@ -74,7 +66,7 @@ def test_the_virtual_form_reads_like_the_plain_store(raw, plain, tmp_path):
     with h5py.File(out, "r") as f:
         assert all(f[c].is_virtual for c in ("images", "labels", "landmarks", "subject", "split"))
         assert len(f["shards"]) == 3
-    same_contents(out, plain)
+    same_contents(out, plain, COLUMNS)
     assert verify(out).ok and store_identity(out) == store_identity(plain)
     check_store(out)
     with open_store(out) as v, open_store(plain) as p:
@@ -90,7 +82,7 @@ def test_the_virtual_form_reads_like_the_plain_store(raw, plain, tmp_path):
     moved.mkdir()
     shutil.move(out, moved / out.name)
     shutil.move(shards_path(out), shards_path(moved / out.name))
-    same_contents(moved / out.name, plain)
+    same_contents(moved / out.name, plain, COLUMNS)
 
 
 def test_a_missing_shard_is_named_and_resume_computes_only_it(raw, plain, tmp_path):
@@ -106,7 +98,7 @@ def test_a_missing_shard_is_named_and_resume_computes_only_it(raw, plain, tmp_pa
     assert res.exit_code == 1 and "shard-00001.h5ismissing" in "".join(res.output.split())   # wrapped at 80
     again = prepare("test-fake", raw, out, **SHARDED, virtual=True, resume=True)
     assert again.written_frames == 8 and again.resumed_sessions == 4    # S2's two sessions only
-    same_contents(out, plain)
+    same_contents(out, plain, COLUMNS)
     assert verify(out).ok
 
 
@@ -203,33 +195,26 @@ def _start(raw, out, opts) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _wait_for(proc: subprocess.Popen, word: str) -> None:
-    for line in proc.stdout:
-        if line.strip() == word:
-            return
-    raise AssertionError(f"the run ended before printing {word!r}")
-
-
 @pytest.mark.parametrize("virtual", [False, True])
 def test_sigkill_at_random_instants_then_resume(raw, plain, tmp_path, virtual):
     """Kills land anywhere: labels, a shard mid-write, the copy or the virtual file, the tidy-up."""
     opts = {**SHARDED, "virtual": virtual}
     proc = _start(raw, tmp_path / "timing.h5", opts)
-    _wait_for(proc, "go")
+    wait_for(proc, "go")
     t0 = time.perf_counter()
-    _wait_for(proc, "done")
+    wait_for(proc, "done")
     span = time.perf_counter() - t0
     proc.wait()
     for k, delay in enumerate(np.random.default_rng(77 + virtual).uniform(0, 1.1 * span, KILLS)):
         out = tmp_path / f"k{k}.h5"
         proc = _start(raw, out, opts)
-        _wait_for(proc, "go")
+        wait_for(proc, "go")
         time.sleep(delay)
         os.killpg(proc.pid, signal.SIGKILL)     # the run and its workers, as a crash would
         proc.wait()
         prepare("test-fake", raw, out, resume=True, **opts)
         if virtual:
-            same_contents(out, plain)
+            same_contents(out, plain, COLUMNS)
             assert verify(out).ok
         else:
             assert filecmp.cmp(out, plain, shallow=False), f"kill {k} after {delay:.3f} s of {span:.3f} s"
