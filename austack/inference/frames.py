@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-import cv2
 import numpy as np
 
 from ..datasets.base import AnomalyReport, PixelSource
@@ -72,10 +71,10 @@ def _image_frames(paths: tuple[str, ...], seq: int, report: AnomalyReport) -> It
 
 
 def _video_frames(path: str, seq: int, report: AnomalyReport) -> Iterator[Frame]:
-    # The cursor is prepare's forward reader: FFmpeg's messages captured, damaged frames named.
+    # The cursor is prepare's forward reader: damaged frames named from the decoder's results.
     cursor, failed, i = _VideoCursor(path), [], 0
+    fps = cursor.fps
     try:
-        fps = cursor.cap.get(cv2.CAP_PROP_FPS) if cursor.cap is not None else 0.0
         while cursor.ended is None:
             pixels = cursor.read(i, 1)
             if isinstance(pixels, Exception) and cursor.ended is not None:
@@ -89,6 +88,6 @@ def _video_frames(path: str, seq: int, report: AnomalyReport) -> Iterator[Frame]
     report.items.extend(group_frame_errors(failed))
     if cursor.position == 0:
         report.add("unreadable", path, f"no frame could be read: {cursor.ended}")
-    elif cursor.claimed > cursor.position:
+    elif cursor.missing:
         report.add("unreadable", path, f"truncated: {cursor.ended}; rows stop at frame "
-                   f"{cursor.position - 1}", cursor.claimed - cursor.position)
+                   f"{cursor.position - 1}", cursor.missing)
