@@ -26,4 +26,8 @@ def run_rank(rank: int, world_size: int, config: dict, init_file: str, out_file:
         with open(out_file.format(rank=rank), "w", encoding="utf-8") as f:
             json.dump([r.to_dict() for r in rows], f)
     finally:
+        # Both ranks reach here before either tears gloo down: a rank destroying its group
+        # while the other still runs aborted once under load ("terminate called without an
+        # active exception", SIGABRT), as torchrun's ranks never do (they exit together).
+        dist.barrier()
         dist.destroy_process_group()
