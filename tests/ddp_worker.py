@@ -25,9 +25,9 @@ def run_rank(rank: int, world_size: int, config: dict, init_file: str, out_file:
         rows = run_bench(cfg, console=Console(quiet=True))
         with open(out_file.format(rank=rank), "w", encoding="utf-8") as f:
             json.dump([r.to_dict() for r in rows], f)
-    finally:
-        # Both ranks reach here before either tears gloo down: a rank destroying its group
-        # while the other still runs aborted once under load ("terminate called without an
-        # active exception", SIGABRT), as torchrun's ranks never do (they exit together).
+        # Both ranks get here before either tears gloo down: a rank destroying its group
+        # while the other still ran aborted once under load ("terminate called without an
+        # active exception", SIGABRT). Not in `finally`: after a failure it would wait forever.
         dist.barrier()
+    finally:
         dist.destroy_process_group()
