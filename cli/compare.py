@@ -17,9 +17,10 @@ import click
 def cli(a, b, db_path, boot, as_json):
     """Is A better than B? Mean F1 of A minus B, paired on the same test subjects.
 
-    A and B are config hashes (all their folds and seeds; `austack leaderboard --format
-    json` lists them) or row ids. Both must come from the same store and folds. The 95%
-    interval and the two-sided p-value come from a paired bootstrap over test subjects.
+    A and B are config hashes or unique prefixes of them (all their folds and seeds;
+    `austack leaderboard --format json` lists them), or row ids written #N (#7 is row 7;
+    7 is a hash prefix). Both must come from the same store and folds. The 95% interval
+    and the two-sided p-value come from a paired bootstrap over test subjects.
     """
     import json
 
