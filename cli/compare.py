@@ -38,3 +38,5 @@ def cli(a, b, db_path, boot, as_json):
     click.echo(f"A - B: {100 * d.estimate:+.1f} points, 95% CI {100 * d.low:+.1f} to {100 * d.high:+.1f}, "
                f"p = {c.p_value:.3g}")
     click.echo(f"(paired bootstrap over {c.n_subjects} test subjects, {c.n_boot} draws)")
+    if c.flag:
+        click.echo(f"note: the interval is flagged: {c.flag}")

@@ -48,12 +48,16 @@ class RowCI:
     n_subjects: int
     n_boot: int
     level: float
+    flag: str = ""                 # few test subjects: coverage not checked (stats.MIN_SUBJECTS_PER_FOLD)
 
     def to_dict(self, aus: Sequence[int]) -> dict[str, Any]:
         def one(t):
-            return None if t is None else dict(zip(("estimate", "low", "high"), (round(x, 4) for x in t)))
-        return {"level": self.level, "n_boot": self.n_boot, "n_subjects": self.n_subjects,
-                "avg": one(self.avg), "per_au": [one(self.per_au.get(a)) for a in aus]}
+            if t is None or any(math.isnan(x) for x in t):
+                return None
+            return dict(zip(("estimate", "low", "high"), (round(x, 4) for x in t)))
+        from .stats import METHOD
+        return {"level": self.level, "n_boot": self.n_boot, "n_subjects": self.n_subjects, "method": METHOD,
+                "flag": self.flag, "avg": one(self.avg), "per_au": [one(self.per_au.get(a)) for a in aus]}
 
 
 @dataclass(frozen=True)
@@ -220,7 +224,7 @@ def _row_ci(rows: list[ResultRow]) -> tuple[RowCI | None, str]:
         return None, str(e).splitlines()[0] if str(e) else type(e).__name__
     pct = lambda i: (100 * i.estimate, 100 * i.low, 100 * i.high)   # noqa: E731
     return RowCI(pct(b.mean_f1), {a: pct(i) for a, i in zip(b.aus, b.per_au)}, b.n_subjects, b.n_boot,
-                 b.level), ""
+                 b.level, b.flag), ""
 
 
 def _experiment(rows: list[ResultRow], show_store: bool, ci: bool) -> BoardRow:
@@ -309,7 +313,8 @@ def _rank(rows: list[BoardRow], columns: Sequence[str]) -> list[BoardRow]:
 
 
 def _ci_notes(rows: Sequence[BoardRow]) -> list[str]:
-    return [f"no CI for #{r.rank} {r.method} ({r.setup}): {r.ci_missing}" for r in rows if r.ci_missing]
+    return ([f"no CI for #{r.rank} {r.method} ({r.setup}): {r.ci_missing}" for r in rows if r.ci_missing]
+            + [f"CI of #{r.rank} {r.method} marked *: {r.ci.flag}" for r in rows if r.ci is not None and r.ci.flag])
 
 
 def build_leaderboards(results: Iterable[ResultRow], published: Iterable[Any] = (), dataset: str | None = None,

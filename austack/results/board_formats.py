@@ -32,7 +32,9 @@ def plus_minus(x: float | None, sd: float | None) -> str:
 
 
 def ci_cell(r: BoardRow) -> str:
-    return MISSING if r.ci is None else f"{r.ci.avg[1]:.1f}–{r.ci.avg[2]:.1f}"
+    if r.ci is None:
+        return MISSING
+    return f"{r.ci.avg[1]:.1f}–{r.ci.avg[2]:.1f}" + ("*" if r.ci.flag else "")
 
 
 def folds_cell(r: BoardRow) -> str:

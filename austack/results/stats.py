@@ -13,8 +13,9 @@ Few subjects: a resample of m subjects varies less than a new draw of m subjects
 (m-1)/m), and a percentile interval from 3 subjects per fold covers a known truth about 83% of
 the time. Each interval is therefore widened about its estimate by sqrt(m/(m-1)) * t(df)/z
 (m: the smallest fold's subject count, df: subjects minus folds); `tests/test_interval_coverage.py`
-checks by simulation that this holds 95% coverage at 3, 5, 10 and 30 subjects per fold, and
-below MIN_SUBJECTS_PER_FOLD no interval is given. An AU with no known label in a fold (or in a
+checks by simulation that this holds 95% coverage at 3, 5, 10 and 30 subjects per fold. Below
+MIN_SUBJECTS_PER_FOLD an interval is flagged (`Bootstrap.flag`: its coverage is not checked),
+and a fold of one subject gives none (a resample of one subject never varies). An AU with no known label in a fold (or in a
 draw's resample of it) is left out of that fold's mean, as the printed Avg leaves it out.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ..errors import ResultsError
 
 N_BOOT = 2000
 LEVEL = 0.95
-MIN_SUBJECTS_PER_FOLD = 3   # below it a fold's resamples say too little: no interval (see above)
+MIN_SUBJECTS_PER_FOLD = 3   # below it an interval is flagged (see above); one subject: none
 METHOD = "subject bootstrap, percentile, widened by sqrt(m/(m-1))*t(df)/z"
 
 
@@ -66,11 +67,12 @@ class Bootstrap:
     draws: np.ndarray = field(default=None, repr=False)   # [n_boot] mean F1 of each draw
     min_fold_subjects: int = 0
     method: str = METHOD
+    flag: str = ""                # why the interval is not to be trusted ("" when its coverage is checked)
 
     def to_dict(self) -> dict:
         return {"aus": self.aus, "mean_f1": self.mean_f1.to_dict(), "per_au": [i.to_dict() for i in self.per_au],
                 "n_subjects": self.n_subjects, "n_boot": self.n_boot, "level": self.level,
-                "min_fold_subjects": self.min_fold_subjects, "method": self.method}
+                "min_fold_subjects": self.min_fold_subjects, "method": self.method, "flag": self.flag}
 
 
 def confusion_by_subject(probs: np.ndarray, labels: np.ndarray, subjects: np.ndarray,
@@ -122,11 +124,18 @@ def widening(fold_sizes: Sequence[int], level: float = LEVEL) -> float:
     return float(np.sqrt(m / (m - 1)) * t.ppf(q, df) / norm.ppf(q))
 
 
-def check_subjects(folds: Sequence["FoldCounts"]) -> None:
-    small = [(f.fold, len(f.subjects)) for f in folds if len(f.subjects) < MIN_SUBJECTS_PER_FOLD]
-    if small:
-        raise ResultsError(f"no interval: fold {small[0][0]} has {small[0][1]} test subject(s), fewer than the "
-                           f"{MIN_SUBJECTS_PER_FOLD} an interval needs (tests/test_interval_coverage.py)")
+def check_subjects(folds: Sequence["FoldCounts"]) -> str:
+    """"" when every fold has enough test subjects, else the flag an interval carries; a fold of
+    one subject is an error (no interval at all)."""
+    sizes = [(f.fold, len(f.subjects)) for f in folds]
+    k, m = min(sizes, key=lambda x: x[1])
+    if m < 2:
+        raise ResultsError(f"no interval: fold {k} has {m} test subject(s); a bootstrap over subjects needs at "
+                           f"least 2 per fold")
+    if m < MIN_SUBJECTS_PER_FOLD:
+        return (f"fold {k} has {m} test subjects, fewer than the {MIN_SUBJECTS_PER_FOLD} whose coverage is "
+                f"checked (tests/test_interval_coverage.py)")
+    return ""
 
 
 def _widened(draws: np.ndarray, estimate: float, scale: float, level: float) -> tuple[float, float]:
@@ -147,7 +156,7 @@ def bootstrap(folds: Sequence[FoldCounts], aus: Sequence[int], *, n_boot: int = 
     """Widened percentile bootstrap over test subjects (stratified by fold) of per-AU and mean F1.
     The mean F1 of a draw is, like the printed Avg, the mean over folds of each fold's mean over
     its scored AUs."""
-    check_subjects(folds)
+    flag = check_subjects(folds)
     rng = np.random.default_rng(seed)
     draws = np.stack([_fold_f1(f.counts, _draw_weights(rng, len(f.subjects), n_boot)) for f in folds])  # [K, B, A]
     point = np.stack([_fold_f1(f.counts, np.ones((1, len(f.subjects))))[0] for f in folds])         # [K, A]
@@ -159,7 +168,7 @@ def bootstrap(folds: Sequence[FoldCounts], aus: Sequence[int], *, n_boot: int = 
     estimate = float(_nanmean(_nanmean(point, 1), 0))
     mean = Interval(estimate, *_widened(means, estimate, scale, level))
     return Bootstrap(list(aus), mean, per_au, sum(len(f.subjects) for f in folds), n_boot, level, means,
-                     min(len(f.subjects) for f in folds))
+                     min(len(f.subjects) for f in folds), flag=flag)
 
 
 @dataclass
@@ -170,10 +179,12 @@ class PairedComparison:
     p_value: float                # two-sided, from the paired bootstrap
     n_subjects: int
     n_boot: int
+    flag: str = ""
 
     def to_dict(self) -> dict:
         return {"a_mean_f1": self.a_mean_f1, "b_mean_f1": self.b_mean_f1, "difference": self.difference.to_dict(),
-                "p_value": self.p_value, "n_subjects": self.n_subjects, "n_boot": self.n_boot}
+                "p_value": self.p_value, "n_subjects": self.n_subjects, "n_boot": self.n_boot, "flag": self.flag,
+                "method": METHOD}
 
 
 def paired_bootstrap(a: Sequence[FoldCounts], b: Sequence[FoldCounts], *, n_boot: int = N_BOOT, seed: int = 0,
@@ -181,7 +192,7 @@ def paired_bootstrap(a: Sequence[FoldCounts], b: Sequence[FoldCounts], *, n_boot
     """A minus B in mean F1 on the same test subjects: each draw resamples the subjects once and
     scores both on them. The p-value is the two-sided bootstrap test of no difference."""
     _check_paired(a, b)
-    check_subjects(a)
+    flag = check_subjects(a)
     rng = np.random.default_rng(seed)
     diffs, point_a, point_b = [], [], []
     for fa, fb in zip(a, b):
@@ -199,7 +210,7 @@ def paired_bootstrap(a: Sequence[FoldCounts], b: Sequence[FoldCounts], *, n_boot
     tail = min((d <= 0).sum(), (d >= 0).sum())
     p = min(1.0, 2 * (tail + 1) / (d.size + 1))
     return PairedComparison(float(np.mean(point_a)), float(np.mean(point_b)), Interval(est, float(lo), float(hi)),
-                            p, sum(len(f.subjects) for f in a), n_boot)
+                            p, sum(len(f.subjects) for f in a), n_boot, flag)
 
 
 def _check_paired(a: Sequence[FoldCounts], b: Sequence[FoldCounts]) -> None:
