@@ -105,7 +105,7 @@ def test_rescore_and_compare_rederive_the_recorded_numbers(tiny_store, tmp_path)
     assert c["difference"]["estimate"] == pytest.approx(a.rows[0].f1_mean - b.rows[0].f1_mean)
     assert 0 < c["p_value"] <= 1
     r = runner.invoke(cli, ["compare", "ffffff", b.rows[0].config_hash, "--db", a.db])
-    assert r.exit_code == 1 and "no recorded row has id or config hash 'ffffff'" in r.output
+    assert r.exit_code == 1 and "no recorded result has a config hash starting 'ffffff'" in r.output
 
 
 def test_a_recorded_fold_is_not_run_or_recorded_again(tiny_store, tmp_path):
