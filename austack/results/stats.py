@@ -213,6 +213,27 @@ def paired_bootstrap(a: Sequence[FoldCounts], b: Sequence[FoldCounts], *, n_boot
                             p, sum(len(f.subjects) for f in a), n_boot, flag)
 
 
+def contrast_bootstrap(results: Sequence[Sequence[FoldCounts]], weights: Sequence[float], *, n_boot: int = N_BOOT,
+                       seed: int = 0, level: float = LEVEL) -> tuple[Interval, str]:
+    """(interval, flag) of sum_i weights[i] * mean F1 of results[i], all scored on the same test
+    subjects: each draw resamples them once and scores every result on them. A drop from the
+    clean score is weights (1, -1); a difference of two drops (1, -1, -1, 1)."""
+    for other in results[1:]:
+        _check_paired(results[0], other)
+    flag = check_subjects(results[0])
+    rng = np.random.default_rng(seed)
+    n_folds = len(results[0])
+    draws, point = np.zeros(n_boot), 0.0
+    for k in range(n_folds):
+        w = _draw_weights(rng, len(results[0][k].subjects), n_boot)
+        one = np.ones((1, w.shape[1]))
+        for weight, folds in zip(weights, results):
+            draws += weight * _nanmean(_fold_f1(folds[k].counts, w), 1) / n_folds
+            point += weight * float(_nanmean(_fold_f1(folds[k].counts, one), 1)[0]) / n_folds
+    scale = widening([len(f.subjects) for f in results[0]], level)
+    return Interval(point, *_widened(draws, point, scale, level)), flag
+
+
 def _check_paired(a: Sequence[FoldCounts], b: Sequence[FoldCounts]) -> None:
     if [f.fold for f in a] != [f.fold for f in b]:
         raise ResultsError(f"A covers folds {[f.fold for f in a]} and B folds {[f.fold for f in b]}; a paired "
