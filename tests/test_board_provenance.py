@@ -76,7 +76,8 @@ def result(fold, **kw) -> ResultRow:
 @pytest.mark.parametrize("config, synthetic, code", [
     ({}, False, "V5r"),
     ({"threshold": "val", "pretrained": "/w/resnet18.tv_in1k.pth"}, False, "Vvi"),
-    ({"label_noise": 0.4, "label_noise_kind": "missed"}, True, "V5r S n0.4"),
+    ({"label_noise": 0.4, "label_noise_kind": "missed"}, True, "V5r S m0.4"),
+    ({"label_noise": 0.2}, False, "V5r n0.2"),
     ({"weights": "resnet50.tv_in1k", "target": "disfa"}, False, "V5i >disfa"),
 ])
 def test_measured_rows_say_threshold_init_selection_synthetic_noise_and_target(config, synthetic, code):

@@ -14,8 +14,8 @@ from typing import Any
 from ..published_provenance import SELECTION_CODE, THRESHOLD_CODE
 from .schema import ResultRow
 
-CODE_LEGEND = ("Measured How adds: S synthetic store; n0.4 training labels flipped at 0.4; "
-               ">disfa scored on another dataset (cross-dataset target).")
+CODE_LEGEND = ("Measured How adds: S synthetic store; n0.4 / m0.4 training labels flipped at 0.4 "
+               "(symmetric / active AUs missed); >disfa scored on another dataset (cross-dataset target).")
 _SELECTION = {"val": "validation", "test": "test"}
 _THRESHOLD = {"0.5": "fixed 0.5", "val": "tuned on validation"}
 # Config keys that may name the starting weights, most specific first (a tag before a file).
@@ -60,12 +60,12 @@ def measured_facts(row: ResultRow) -> dict[str, Any]:
 
 
 def measured_code(facts: dict[str, Any]) -> str:
-    """E.g. "V5r", "Vvi S n0.4", "V5i >disfa"."""
+    """E.g. "V5r", "Vvi S n0.4", "V5r m0.2", "V5i >disfa"."""
     code = SELECTION_CODE.get(facts["selection"], "?") + THRESHOLD_CODE.get(facts["threshold"], "?")
     code += "r" if facts["init"] == "random" else "i"
     extra = ["S"] if facts["synthetic"] else []
     if facts["training_noise"]:
-        extra.append(f"n{facts['training_noise']:g}")
+        extra.append(f"{'m' if facts['noise_kind'] == 'missed' else 'n'}{facts['training_noise']:g}")
     if facts["target"]:
         extra.append(f">{facts['target']}")
     return " ".join([code, *extra])
