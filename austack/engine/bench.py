@@ -154,7 +154,8 @@ def make_row(run: RunContext, k: int, t0: float, **outcome: Any) -> ResultRow:
         torch_version=torch.__version__, git_sha=run.provenance.get("git_commit"),
         run_dir=str(run.run_dir(k)), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         config_hash=run.config_hash, synthetic=store.synthetic, label_noise=cfg.label_noise,
-        provenance={**run.provenance, "results_version": RESULTS_VERSION, "store_label_noise": store.label_noise}, wall_s=time.perf_counter() - t0, **outcome)
+        provenance={**run.provenance, "results_version": RESULTS_VERSION, "store_label_noise": store.label_noise},
+        wall_s=time.perf_counter() - t0, **outcome)
 
 
 def error_row(run: RunContext, k: int, message: str, t0: float) -> ResultRow:

@@ -30,7 +30,7 @@ from ..errors import AustackError
 from ..protocols import Protocol, load_protocol
 from .schema import ResultRow
 from .identity import results_version_of
-from .setup_code import measured_code, measured_facts
+from .setup_code import init_of, measured_code, measured_facts
 
 MEASURED, PUBLISHED = "measured", "published"
 KINDS = (MEASURED, PUBLISHED)
@@ -195,7 +195,8 @@ def _setup(row: ResultRow, show_store: bool) -> str:
     parts = [f"cfg {row.config_hash[:8]}"] if row.config_hash else []
     parts += [f"{k}={v}" for k, v in sorted(row.loss_options.items())]
     parts.append(f"{row.epochs} ep")
-    parts.append(f"weights {os.path.basename(row.pretrained)}" if row.pretrained else "random init")
+    init = init_of(row)     # a weights tag from the config, or the weight file's name
+    parts.append("random init" if init == "random" else f"weights {init}")
     if show_store:
         parts.append(f"store {row.store_checksum[:8]}")
     return "; ".join(parts)
@@ -256,7 +257,8 @@ def _experiment(rows: list[ResultRow], show_store: bool, ci: bool) -> BoardRow:
                 "pretrained": first.pretrained, "epochs": first.epochs, "protocol": first.protocol,
                 "protocol_hash": first.protocol_hash, "comparable": first.comparable,
                 "config_hash": first.config_hash, "store_checksum": first.store_checksum,
-                "label_noise": facts["training_noise"], "store_label_noise": (first.provenance or {}).get("store_label_noise"),
+                "label_noise": facts["training_noise"],
+                "store_label_noise": (first.provenance or {}).get("store_label_noise"),
                 "results_version": results_version_of(first)})
 
 

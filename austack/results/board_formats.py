@@ -184,7 +184,8 @@ def to_markdown(boards: Sequence[Leaderboard]) -> str:
         cites = citations(board)
         head = wide_head(board)
         lines = [f"### {title(board)}", "", "| " + " | ".join(head) + " |",
-                 "|" + "|".join("---" if h in ("Kind", "Method", "Setup", "How", "Notes") else "---:" for h in head) + "|"]
+                 "|" + "|".join("---" if h in ("Kind", "Method", "Setup", "How", "Notes") else "---:"
+                                for h in head) + "|"]
         for r in board.rows:
             cells = [_md_escape(x) for x in (str(r.rank), r.kind, r.method, r.setup, r.how)]
             cells += _value_cells(board, r, lambda t: f"**{t}**")

@@ -10,13 +10,14 @@ Inputs are the per-fold predictions every `austack bench` fold stores (`predicti
 test split's probabilities, labels, subjects and the thresholds that were applied.
 
 Few subjects: a resample of m subjects varies less than a new draw of m subjects would (by
-(m-1)/m), and a percentile interval from 3 subjects per fold covers a known truth about 83% of
-the time. Each interval is therefore widened about its estimate by sqrt(m/(m-1)) * t(df)/z
-(m: the smallest fold's subject count, df: subjects minus folds); `tests/test_interval_coverage.py`
-checks by simulation that this holds 95% coverage at 3, 5, 10 and 30 subjects per fold. Below
-MIN_SUBJECTS_PER_FOLD an interval is flagged (`Bootstrap.flag`: its coverage is not checked),
-and a fold of one subject gives none (a resample of one subject never varies). An AU with no known label in a fold (or in a
-draw's resample of it) is left out of that fold's mean, as the printed Avg leaves it out.
+(m-1)/m), and a plain percentile interval from 3 subjects per fold covers a known truth about
+85% of the time. Each interval is therefore widened about its estimate by
+sqrt(m/(m-1)) * t(df)/z (m: the smallest fold's subject count, df: subjects minus folds);
+`tests/test_interval_coverage.py` checks by simulation that this holds about 95% coverage at 3,
+5, 10 and 30 subjects per fold. Below MIN_SUBJECTS_PER_FOLD an interval is flagged
+(`Bootstrap.flag`: its coverage is not checked), and a fold of one subject gives none (a
+resample of one subject never varies). An AU with no known label in a fold (or in a draw's
+resample of it) is left out of that fold's mean, as the printed Avg leaves it out.
 """
 from __future__ import annotations
 
