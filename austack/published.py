@@ -12,12 +12,14 @@ import csv
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from ._resources import baselines_dir
 from .errors import ResultsError
 from .protocols import load_protocol
+from .published_provenance import provenance_for
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,13 @@ class PublishedRow:
     source: str = ""                # the paper whose table this is
     file: str = ""
     line: int = 0
+    ref: str = ""                   # the references.yaml key of who made the number
+    provenance: Any = field(default=None, hash=False, compare=False)   # published_provenance.Provenance
+
+    @property
+    def same_as(self) -> str:
+        """"II AUNCE" where this row repeats a row of another table (shown with --all only)."""
+        return self.extra.get("same_as", "")
 
     @property
     def label(self) -> str:
@@ -116,7 +125,7 @@ def _load_table(entry: dict, folder: Path, source: dict, refs: dict) -> list[Pub
             table=entry["table"], method=method, venue=rec["venue"], dataset=entry["dataset"],
             protocol=entry["protocol"], kind=entry["kind"], aus=aus, f1=f1, avg=avg, accuracy=acc,
             extra={c: rec[c] for c in other if rec.get(c, "") != ""}, flags=tuple(flags),
-            citation=refs.get(ref_key, ""), source=source["citation"], file=str(path), line=line))
+            citation=refs.get(ref_key, ""), source=source["citation"], file=str(path), line=line, ref=ref_key))
     return rows
 
 
@@ -128,7 +137,22 @@ def _load_all(folder: str) -> tuple[PublishedRow, ...]:
     out: list[PublishedRow] = []
     for entry in index["tables"]:
         out += _load_table(entry, root, index["source"], refs)
+    out = [replace(r, provenance=provenance_for(r.ref, r.dataset, r.table, r.method, r.avg_sd is not None,
+                                                 root / "provenance.yaml")) for r in out]
+    _check_same_as(out)
     return tuple(out)
+
+
+def _check_same_as(rows: list[PublishedRow]) -> None:
+    """A `same_as` names an existing row ("TABLE label") with the same Avg: a repeat, not a guess."""
+    by = {f"{r.table} {r.label}": r for r in rows}
+    for r in rows:
+        if not r.same_as:
+            continue
+        other = by.get(r.same_as)
+        if other is None or other.avg != r.avg:
+            raise ResultsError(f"{Path(r.file).name}:{r.line}: same_as {r.same_as!r} names no row with Avg "
+                               f"{r.avg}; give 'TABLE method' of the row it repeats", path=r.file)
 
 
 def load_published(dataset: str | None = None, *, kind: str | None = None, table: str | None = None,

@@ -17,9 +17,10 @@ import click
 def cli(a, b, db_path, boot, as_json):
     """Is A better than B? Mean F1 of A minus B, paired on the same test subjects.
 
-    A and B are config hashes (all their folds and seeds; `austack leaderboard --format
-    json` lists them) or row ids. Both must come from the same store and folds. The 95%
-    interval and the two-sided p-value come from a paired bootstrap over test subjects.
+    A and B are config hashes or unique prefixes of them (all their folds and seeds;
+    `austack leaderboard --format json` lists them), or row ids written #N (#7 is row 7;
+    7 is a hash prefix). Both must come from the same store and folds. The 95% interval
+    and the two-sided p-value come from a paired bootstrap over test subjects.
     """
     import json
 
@@ -37,3 +38,5 @@ def cli(a, b, db_path, boot, as_json):
     click.echo(f"A - B: {100 * d.estimate:+.1f} points, 95% CI {100 * d.low:+.1f} to {100 * d.high:+.1f}, "
                f"p = {c.p_value:.3g}")
     click.echo(f"(paired bootstrap over {c.n_subjects} test subjects, {c.n_boot} draws)")
+    if c.flag:
+        click.echo(f"note: the interval is flagged: {c.flag}")

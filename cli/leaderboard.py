@@ -26,16 +26,22 @@ from austack.results.leaderboard import FORMATS, leaderboards_from_db, print_ric
 @click.option("--all", "show_all", is_flag=True, default=False, show_default=True,
               help="Also show non-comparable rows (debug subsampling) and the published ablation "
                    "and hyperparameter tables.")
+@click.option("--other-boards", is_flag=True, default=False, show_default=True,
+              help="Also show the boards that hold none of the database's rows (other datasets' "
+                   "published numbers). Default: only the boards with its rows, each beside the "
+                   "published rows of its dataset and protocol.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
               help="Write to this file instead of the terminal (table format: 80 columns wide).")
-def cli(dataset, db_path, fmt, ci, per_au, published, show_all, output):
+def cli(dataset, db_path, fmt, ci, per_au, published, show_all, other_boards, output):
     """Avg F1 of recorded results (mean ± std over folds) beside the published numbers.
 
     \b
     A measured row is one experiment: one dataset, protocol, store identity and
     config hash, over its folds and seeds (counted in Folds and Seeds); nothing
     else is ever averaged. Results on synthetic stores are listed under their
-    own heading, never beside published rows. See docs/results.md.
+    own heading, never beside published rows. How: how each number was made
+    (selection split, threshold rule, init; legend under the board). See
+    docs/results.md.
     """
     db_path = db_path.expanduser().resolve()
     if not db_path.exists():
@@ -44,7 +50,7 @@ def cli(dataset, db_path, fmt, ci, per_au, published, show_all, output):
                                        f"or pass --db with the file it wrote")
         click.echo(f"note: no results database at {db_path}; showing published numbers only", err=True)
     boards = leaderboards_from_db(db_path if db_path.exists() else None, dataset, published=published,
-                                  show_all=show_all, ci=ci or fmt == "json")
+                                  show_all=show_all, ci=ci or fmt == "json", other_boards=other_boards)
     if not any(b.rows for b in boards):
         _nothing_to_show(boards, dataset, db_path, published)
     if output is not None:

@@ -43,3 +43,5 @@ def cli(run_dir, boot, as_json):
     table.add_row("mean", f"{100 * i.estimate:.1f}", f"95% CI {100 * i.low:.1f} to {100 * i.high:.1f} "
                                                     f"({r.interval.n_subjects} subjects)")
     Console().print(table)
+    if r.interval.flag:
+        click.echo(f"note: the interval is flagged: {r.interval.flag}")

@@ -64,9 +64,22 @@ def noise(out, quick, levels, losses, kinds, seeds, device, workers, threads, fi
     study = run_noise_study(out, quick=quick, levels=levels, losses=losses, kinds=kinds, seeds=seeds,
                             device=device, workers=workers, threads=threads)
     files = write_noise_outputs(study, [_command_line()], quick=quick, figure=figure)
+    _echo_drops(study.out / "drops.csv")
     click.echo(f"study done in {study.seconds:.0f} s; wrote:")
     for f in files:
         click.echo(f"  {f}")
+
+
+def _echo_drops(path) -> None:
+    """Per level, each loss's drop from its own clean F1 and the drop difference, one line each."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            what = f"{r['loss']} drop" if r["what"] == "drop" else f"{r['loss']} - {r['versus']} drops"
+            line = (f"{r['kind']} {float(r['level']):g}: {what} {float(r['points']):+.1f} "
+                    f"({float(r['low']):+.1f} to {float(r['high']):+.1f})")
+            click.echo(line + (f", {r['reading']}" if r["reading"] else "") + ("*" if r["flag"] else ""))
 
 
 def _folds(ctx, param, value):

@@ -39,7 +39,8 @@ def invoke(*args):
 def test_help():
     res = invoke("--help")
     assert res.exit_code == 0
-    for opt in ("--dataset", "--db", "--format", "--published / --no-published", "--all", "-o, --output"):
+    for opt in ("--dataset", "--db", "--format", "--published / --no-published", "--all", "--other-boards",
+                "-o, --output"):
         assert opt in res.output
 
 

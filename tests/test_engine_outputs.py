@@ -105,7 +105,7 @@ def test_rescore_and_compare_rederive_the_recorded_numbers(tiny_store, tmp_path)
     assert c["difference"]["estimate"] == pytest.approx(a.rows[0].f1_mean - b.rows[0].f1_mean)
     assert 0 < c["p_value"] <= 1
     r = runner.invoke(cli, ["compare", "ffffff", b.rows[0].config_hash, "--db", a.db])
-    assert r.exit_code == 1 and "no recorded row has id or config hash 'ffffff'" in r.output
+    assert r.exit_code == 1 and "no recorded result has a config hash starting 'ffffff'" in r.output
 
 
 def test_a_recorded_fold_is_not_run_or_recorded_again(tiny_store, tmp_path):
@@ -165,3 +165,15 @@ def test_a_temporary_file_left_by_a_killed_write_is_removed(tiny_store, tmp_path
     stale.write_bytes(b"half a checkpoint")
     (again,) = run_bench(config(tiny_store, tmp_path, epochs=1), console=QUIET)
     assert again.status == "ok" and not stale.exists()
+
+
+def test_a_row_records_its_training_noise_and_results_version(tiny_store, tmp_path):
+    from austack.results.identity import RESULTS_VERSION
+    from austack.results.leaderboard import aggregate
+
+    out = run_and_record(config(tiny_store, tmp_path, epochs=1, label_noise=0.4), console=QUIET)
+    [row] = ResultsDB(out.db).query()
+    assert row.label_noise == 0.4 and row.provenance["results_version"] == RESULTS_VERSION
+    assert row.provenance["store_label_noise"] is None                # a real-layout store, no synth noise
+    [m] = aggregate([row])
+    assert m.recipe["label_noise"] == 0.4 and "n0.4" in m.how

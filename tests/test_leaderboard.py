@@ -241,7 +241,7 @@ def test_latex_parses_back(board):
     text = lb.to_latex([board])
     body = text.split(r"\midrule", 1)[1].split(r"\bottomrule")[0]
     lines = [line for line in body.splitlines() if line.endswith(r"\\")]
-    head = ["#", "Kind", "Method", "Setup", *board.columns, "Folds", "Notes"]
+    head = ["#", "Kind", "Method", "Setup", "How", *board.columns, "Folds", "Notes"]
     want = expected(board, digits=1)
     for line in lines:
         cells = [c.strip() for c in line[:-2].split(" & ")]

@@ -86,6 +86,9 @@ def test_quick_noise_study(tmp_path):
     clean = [r for r in summary if float(r["level"]) == 0]
     assert all(r["f1"] == r["f1_noisy"] for r in clean)            # no flips: the two scores agree
     assert any(r["f1"] != r["f1_noisy"] for r in summary if float(r["level"]) > 0)
+    drops = read_csv(out / "drops.csv")      # per noisy setting a drop; per level and kind one difference
+    assert len([d for d in drops if d["what"] == "drop"]) == 8 and len(drops) == 12
+    assert all(float(d["low"]) <= float(d["high"]) for d in drops)
     assert mpimg.imread(figure).shape[1] > 800 and (out / "noise.svg").is_file()
     readme = (out / "README.md").read_text()
     assert all(r["config_hash"] in readme for r in summary) and "machine:" in readme

@@ -24,6 +24,7 @@ from rich.console import Console
 
 from ..errors import AustackError
 from ..fileio import remove_stale_temps
+from ..results.identity import RESULTS_VERSION
 from ..results.schema import ResultRow
 from . import ddp
 from .config import BenchConfig
@@ -152,8 +153,9 @@ def make_row(run: RunContext, k: int, t0: float, **outcome: Any) -> ResultRow:
         device=device_name(run.device), austack_version=run.provenance["austack"],
         torch_version=torch.__version__, git_sha=run.provenance.get("git_commit"),
         run_dir=str(run.run_dir(k)), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        config_hash=run.config_hash, synthetic=store.synthetic, label_noise=store.label_noise,
-        provenance=run.provenance, wall_s=time.perf_counter() - t0, **outcome)
+        config_hash=run.config_hash, synthetic=store.synthetic, label_noise=cfg.label_noise,
+        provenance={**run.provenance, "results_version": RESULTS_VERSION, "store_label_noise": store.label_noise},
+        wall_s=time.perf_counter() - t0, **outcome)
 
 
 def error_row(run: RunContext, k: int, message: str, t0: float) -> ResultRow:

@@ -6,8 +6,6 @@ fold's datasets, loaders, encoder, loss, augmenters and optimizer from it. Seeds
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -49,11 +47,12 @@ def read_store_info(path: str | Path) -> StoreInfo:
 
 def config_hash(cfg: BenchConfig, store: StoreInfo, protocol: Protocol, weights_sha256: str | None) -> str:
     """12 hex digits over every setting that can change a fold's number (`hashed` fields of
-    BenchConfig), the protocol's hash and the pretrained weights' content; not the store (results
-    carry its identity separately) and not fold, seed, device, workers or paths."""
-    blob = json.dumps({"config": cfg.hashed_settings(), "protocol": protocol.hash, "weights": weights_sha256},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    BenchConfig, normalised: see `austack.results.identity`), the results version, the protocol's
+    hash and the pretrained weights' content; not the store (results carry its identity
+    separately) and not fold, seed, device, workers or paths."""
+    from ..results.identity import identity_hash
+
+    return identity_hash(cfg.hashed_settings(), protocol=protocol.hash, weights=weights_sha256)
 
 
 @dataclass

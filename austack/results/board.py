@@ -29,6 +29,8 @@ import numpy as np
 from ..errors import AustackError
 from ..protocols import Protocol, load_protocol
 from .schema import ResultRow
+from .identity import results_version_of
+from .setup_code import init_of, measured_code, measured_facts
 
 MEASURED, PUBLISHED = "measured", "published"
 KINDS = (MEASURED, PUBLISHED)
@@ -46,12 +48,16 @@ class RowCI:
     n_subjects: int
     n_boot: int
     level: float
+    flag: str = ""                 # few test subjects: coverage not checked (stats.MIN_SUBJECTS_PER_FOLD)
 
     def to_dict(self, aus: Sequence[int]) -> dict[str, Any]:
         def one(t):
-            return None if t is None else dict(zip(("estimate", "low", "high"), (round(x, 4) for x in t)))
-        return {"level": self.level, "n_boot": self.n_boot, "n_subjects": self.n_subjects,
-                "avg": one(self.avg), "per_au": [one(self.per_au.get(a)) for a in aus]}
+            if t is None or any(math.isnan(x) for x in t):
+                return None
+            return dict(zip(("estimate", "low", "high"), (round(x, 4) for x in t)))
+        from .stats import METHOD
+        return {"level": self.level, "n_boot": self.n_boot, "n_subjects": self.n_subjects, "method": METHOD,
+                "flag": self.flag, "avg": one(self.avg), "per_au": [one(self.per_au.get(a)) for a in aus]}
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ class BoardRow:
     best: frozenset[str] = frozenset()     # columns ("AU1", "Avg", "Acc") it alone leads among its kind
     ci: RowCI | None = None                # with ci=True, when the predictions are stored
     ci_missing: str = ""                   # why a CI was asked for and could not be computed
+    how: str = ""                          # short code of how the number was made (legend: HOW_LEGEND)
+    provenance: dict[str, Any] = field(default_factory=dict)   # the facts behind `how`, for json
 
     @property
     def complete(self) -> bool:
@@ -151,7 +159,7 @@ def experiment_key(row: ResultRow) -> tuple:
         setting = ("config", json.dumps(config, sort_keys=True, default=str), row.backbone, row.loss,
                    json.dumps(row.loss_options, sort_keys=True, default=str), row.pretrained, row.epochs)
     return (dataset_key(row.dataset), bool(row.synthetic), row.protocol, row.protocol_hash,
-            row.store_checksum, row.comparable, setting)
+            row.store_checksum, row.comparable, setting, results_version_of(row))
 
 
 def board_key(row: ResultRow) -> tuple[str, bool]:
@@ -187,7 +195,8 @@ def _setup(row: ResultRow, show_store: bool) -> str:
     parts = [f"cfg {row.config_hash[:8]}"] if row.config_hash else []
     parts += [f"{k}={v}" for k, v in sorted(row.loss_options.items())]
     parts.append(f"{row.epochs} ep")
-    parts.append(f"weights {os.path.basename(row.pretrained)}" if row.pretrained else "random init")
+    init = init_of(row)     # a weights tag from the config, or the weight file's name
+    parts.append("random init" if init == "random" else f"weights {init}")
     if show_store:
         parts.append(f"store {row.store_checksum[:8]}")
     return "; ".join(parts)
@@ -216,7 +225,7 @@ def _row_ci(rows: list[ResultRow]) -> tuple[RowCI | None, str]:
         return None, str(e).splitlines()[0] if str(e) else type(e).__name__
     pct = lambda i: (100 * i.estimate, 100 * i.low, 100 * i.high)   # noqa: E731
     return RowCI(pct(b.mean_f1), {a: pct(i) for a, i in zip(b.aus, b.per_au)}, b.n_subjects, b.n_boot,
-                 b.level), ""
+                 b.level, b.flag), ""
 
 
 def _experiment(rows: list[ResultRow], show_store: bool, ci: bool) -> BoardRow:
@@ -236,18 +245,21 @@ def _experiment(rows: list[ResultRow], show_store: bool, ci: bool) -> BoardRow:
     acc, acc_sd = over_folds(lambda r: _percent(r.accuracy_mean))
     proto = _protocol(first.protocol)
     interval, missing = _row_ci(rows) if ci else (None, "")
+    facts = measured_facts(first)
     return BoardRow(
         kind=MEASURED, method=f"{first.backbone} + {first.loss}", setup=_setup(first, show_store),
         f1=f1, f1_sd=f1_sd, avg=avg, avg_sd=avg_sd, accuracy=acc, accuracy_sd=acc_sd,
         folds=tuple(sorted(by_fold)), folds_expected=len(proto.folds) if proto else None,
         seeds=len({r.seed for r in rows}), runs=len(rows), flags=_flags(first, proto, len(by_fold)),
-        ci=interval, ci_missing=missing,
+        ci=interval, ci_missing=missing, how=measured_code(facts), provenance=facts,
         recipe={"dataset": dataset_key(first.dataset), "synthetic": bool(first.synthetic),
                 "backbone": first.backbone, "loss": first.loss, "loss_options": first.loss_options,
                 "pretrained": first.pretrained, "epochs": first.epochs, "protocol": first.protocol,
                 "protocol_hash": first.protocol_hash, "comparable": first.comparable,
                 "config_hash": first.config_hash, "store_checksum": first.store_checksum,
-                "label_noise": first.label_noise})
+                "label_noise": facts["training_noise"],
+                "store_label_noise": (first.provenance or {}).get("store_label_noise"),
+                "results_version": results_version_of(first)})
 
 
 def aggregate(results: Iterable[ResultRow], ci: bool = False) -> list[BoardRow]:
@@ -264,14 +276,22 @@ def aggregate(results: Iterable[ResultRow], ci: bool = False) -> list[BoardRow]:
 
 def published_rows(published: Iterable[Any]) -> list[BoardRow]:
     """Board rows for `austack.published.PublishedRow`s, numbers as printed."""
+    from ..published_provenance import mark
+
     out = []
     for p in published:
         sds = tuple(getattr(p, "f1_sd", ()) or ())
+        prov = getattr(p, "provenance", None)
+        facts = prov.to_dict() if prov is not None else {}
+        if getattr(p, "same_as", ""):
+            facts["same_as"] = p.same_as
         out.append(BoardRow(
             kind=PUBLISHED, method=getattr(p, "label", p.method),
             setup=", ".join(x for x in (f"Table {p.table}", getattr(p, "venue", "")) if x),
             f1=dict(zip(p.aus, p.f1)), f1_sd=dict(zip(p.aus, sds)) if sds else {a: None for a in p.aus},
-            avg=p.avg, avg_sd=p.avg_sd, accuracy=p.accuracy, flags=tuple(p.flags), citation=p.citation))
+            avg=p.avg, avg_sd=p.avg_sd, accuracy=p.accuracy, flags=tuple(p.flags), citation=p.citation,
+            how=mark(prov) if prov is not None else "?", provenance=facts,
+            recipe={"protocol": getattr(p, "protocol", None)}))
     return out
 
 
@@ -295,7 +315,8 @@ def _rank(rows: list[BoardRow], columns: Sequence[str]) -> list[BoardRow]:
 
 
 def _ci_notes(rows: Sequence[BoardRow]) -> list[str]:
-    return [f"no CI for #{r.rank} {r.method} ({r.setup}): {r.ci_missing}" for r in rows if r.ci_missing]
+    return ([f"no CI for #{r.rank} {r.method} ({r.setup}): {r.ci_missing}" for r in rows if r.ci_missing]
+            + [f"CI of #{r.rank} {r.method} marked *: {r.ci.flag}" for r in rows if r.ci is not None and r.ci.flag])
 
 
 def build_leaderboards(results: Iterable[ResultRow], published: Iterable[Any] = (), dataset: str | None = None,
@@ -369,17 +390,47 @@ def _read_db(db_path, dataset: str | None, show_all: bool):
 
 
 def leaderboards_from_db(db_path: str | os.PathLike | None, dataset: str | None = None, *,
-                         published: bool = True, show_all: bool = False, ci: bool = False) -> list[Leaderboard]:
+                         published: bool = True, show_all: bool = False, ci: bool = False,
+                         other_boards: bool = True) -> list[Leaderboard]:
     """Boards from a results database (None: published numbers only).
 
     Hidden rows are never dropped silently: failed runs are named and (unless `show_all`) rows
-    that are not comparable are counted in the board's notes.
+    that are not comparable, and published rows that repeat another table's, are counted in the
+    board's notes. With `other_boards=False` (and no `dataset`) only the boards that hold the
+    database's rows are shown, each with the published rows of its dataset and protocol; the
+    boards left out are named in a note.
     """
     results, notes = _read_db(db_path, dataset, show_all) if db_path is not None else ([], {})
+    focus = {board_key(r) for r in results} | set(notes)     # the boards the database has rows on
+    notes = defaultdict(list, notes)
     pubs: list[Any] = []
     if published:
         from ..published import load_published
         pubs = [p for p in load_published()
                 if (dataset is None or dataset_key(p.dataset) == dataset_key(dataset))
                 and (show_all or getattr(p, "kind", "comparison") in DEFAULT_PUBLISHED_KINDS)]
-    return build_leaderboards(results, pubs, dataset=dataset, notes=notes, ci=ci)
+        repeats = [p for p in pubs if getattr(p, "same_as", "") and not show_all]
+        pubs = [p for p in pubs if p not in repeats]
+        for ds in sorted({dataset_key(p.dataset) for p in repeats}):
+            n = sum(dataset_key(p.dataset) == ds for p in repeats)
+            same = ", ".join(p.same_as for p in repeats if dataset_key(p.dataset) == ds)
+            notes[ds, False].append(f"{n} published row(s) hidden that repeat another table's row ({same}); "
+                                    f"--all shows them")
+    if other_boards or dataset is not None or not focus:
+        return build_leaderboards(results, pubs, dataset=dataset, notes=notes, ci=ci)
+    protocols = defaultdict(set)
+    for r in results:
+        protocols[board_key(r)].add(_protocol_name(r.protocol))
+    near = [p for p in pubs if (dataset_key(p.dataset), False) in focus
+            and _protocol_name(p.protocol) in protocols[dataset_key(p.dataset), False]]
+    boards = build_leaderboards(results, near, notes={k: v for k, v in notes.items() if k in focus}, ci=ci)
+    left_out = sorted({dataset_key(p.dataset) for p in pubs} - {b.dataset for b in boards if not b.synthetic})
+    if left_out and boards:
+        boards[-1].notes.append(f"published boards of {', '.join(left_out)} not shown (none of the database's "
+                                f"rows are there); --other-boards shows them")
+    return boards
+
+
+def _protocol_name(protocol: str | None) -> str:
+    """A protocol id without its version: published rows name "bp4d-3fold", results "bp4d-3fold@v1"."""
+    return (protocol or "").split("@")[0]

@@ -11,12 +11,15 @@ import io
 import json
 from typing import Any, Sequence
 
+from ..published_provenance import MARK_LEGEND
 from .board import KINDS, MEASURED, PUBLISHED, BoardRow, Leaderboard
+from .setup_code import CODE_LEGEND
 
 MISSING = "–"
-LEGEND = ("F1 and accuracy in percent; Avg = mean F1 over AUs, ± = std over folds; 95% CI = bootstrap over "
-          "test subjects. Measured and published rows are ranked separately; a column's best value within "
-          "each kind is bold when one row alone holds it.")
+LEGEND = ("F1 and accuracy in percent; Avg = mean F1 over AUs; ± = std over folds on measured rows, as printed "
+          "on published rows (what it is: the row's provenance plus_minus); 95% CI = bootstrap over test subjects. "
+          "Measured and published rows are ranked separately; a column's best value within each kind is bold when "
+          "one row alone holds it. " + MARK_LEGEND + " " + CODE_LEGEND)
 
 
 # ---- cells shared by every renderer ---------------------------------------------------------
@@ -29,7 +32,9 @@ def plus_minus(x: float | None, sd: float | None) -> str:
 
 
 def ci_cell(r: BoardRow) -> str:
-    return MISSING if r.ci is None else f"{r.ci.avg[1]:.1f}–{r.ci.avg[2]:.1f}"
+    if r.ci is None:
+        return MISSING
+    return f"{r.ci.avg[1]:.1f}–{r.ci.avg[2]:.1f}" + ("*" if r.ci.flag else "")
 
 
 def folds_cell(r: BoardRow) -> str:
@@ -69,7 +74,7 @@ def has_ci(board: Leaderboard) -> bool:
 
 def wide_head(board: Leaderboard) -> list[str]:
     """The columns of the md and latex tables."""
-    return ["#", "Kind", "Method", "Setup", *board.columns, *(["95% CI"] if has_ci(board) else []),
+    return ["#", "Kind", "Method", "Setup", "How", *board.columns, *(["95% CI"] if has_ci(board) else []),
             "Folds", "Seeds", "Notes"]
 
 
@@ -77,11 +82,29 @@ def wide_head(board: Leaderboard) -> list[str]:
 def _csv_columns(boards: Sequence[Leaderboard]) -> list[str]:
     aus = sorted({a for b in boards for a in b.aus})
     au_cols = [c for a in aus for c in (f"AU{a}", f"AU{a}_sd")]
-    return (["dataset", "synthetic", "protocol", "kind", "rank", "method", "setup", "backbone", "loss",
+    return (["dataset", "synthetic", "protocol", "kind", "rank", "method", "setup", "how", *PROVENANCE_COLUMNS,
+             "backbone", "loss",
              "loss_options", "pretrained", "epochs", "protocol_hash", "config_hash", "store_checksum",
              "folds", "folds_expected", "n_folds", "n_seeds", "seeds", "runs"]
             + au_cols + ["avg", "avg_sd", "avg_ci_low", "avg_ci_high", "accuracy", "accuracy_sd", "best", "notes",
                          "citation"])
+
+
+# The provenance facts every row carries, flat (csv) and as {value, evidence} (json "provenance").
+PROVENANCE_COLUMNS = ("selection", "threshold", "init", "camera", "split", "plus_minus", "training_noise",
+                      "target", "same_as")
+
+
+def _facts(r: BoardRow) -> dict[str, Any]:
+    """The row's facts as plain values: published facts' values, measured facts as they are."""
+    out = {}
+    for k in PROVENANCE_COLUMNS:
+        v = r.provenance.get(k)
+        out[k] = v["value"] if isinstance(v, dict) else v
+    if r.kind == MEASURED:
+        out["camera"], out["split"] = None, r.recipe.get("protocol")
+        out["plus_minus"] = "std over folds" if r.avg_sd is not None else "none"
+    return out
 
 
 def _round(x: float | None) -> float | None:
@@ -93,7 +116,7 @@ def _record(board: Leaderboard, r: BoardRow) -> dict[str, Any]:
     measured = r.kind == MEASURED
     rec = {"dataset": board.dataset, "synthetic": board.synthetic,
            "protocol": r.recipe.get("protocol", board.protocol), "kind": r.kind, "rank": r.rank,
-           "method": r.method, "setup": r.setup, "backbone": r.recipe.get("backbone"),
+           "method": r.method, "setup": r.setup, "how": r.how, **_facts(r), "backbone": r.recipe.get("backbone"),
            "loss": r.recipe.get("loss"), "loss_options": r.recipe.get("loss_options"),
            "pretrained": r.recipe.get("pretrained"), "epochs": r.recipe.get("epochs"),
            "protocol_hash": r.recipe.get("protocol_hash"), "config_hash": r.config_hash or None,
@@ -136,6 +159,7 @@ def to_json(boards: Sequence[Leaderboard]) -> str:
             rec["f1"] = [rec.pop(f"AU{a}") for a in board.aus]
             rec["f1_sd"] = [rec.pop(f"AU{a}_sd") for a in board.aus]
             rec["ci"] = None if r.ci is None else r.ci.to_dict(board.aus)
+            rec["provenance"] = r.provenance
             rows.append(rec)
         out.append({"dataset": board.dataset, "synthetic": board.synthetic, "heading": board.heading,
                     "protocol": board.protocol, "protocol_hash": board.protocol_hash, "aus": list(board.aus),
@@ -160,9 +184,10 @@ def to_markdown(boards: Sequence[Leaderboard]) -> str:
         cites = citations(board)
         head = wide_head(board)
         lines = [f"### {title(board)}", "", "| " + " | ".join(head) + " |",
-                 "|" + "|".join("---" if h in ("Kind", "Method", "Setup", "Notes") else "---:" for h in head) + "|"]
+                 "|" + "|".join("---" if h in ("Kind", "Method", "Setup", "How", "Notes") else "---:"
+                                for h in head) + "|"]
         for r in board.rows:
-            cells = [_md_escape(x) for x in (str(r.rank), r.kind, r.method, r.setup)]
+            cells = [_md_escape(x) for x in (str(r.rank), r.kind, r.method, r.setup, r.how)]
             cells += _value_cells(board, r, lambda t: f"**{t}**")
             cells.append(_md_escape(notes_cell(r, cites)))
             lines.append("| " + " | ".join(cells) + " |")
@@ -191,7 +216,7 @@ def to_latex(boards: Sequence[Leaderboard]) -> str:
     for board in boards:
         cites = citations(board)
         head = wide_head(board)
-        spec = "".join("l" if h in ("Kind", "Method", "Setup", "Notes") else "r" for h in head)
+        spec = "".join("l" if h in ("Kind", "Method", "Setup", "How", "Notes") else "r" for h in head)
         lines = [f"% {title(board)}", f"% {LEGEND}", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
                  " & ".join(tex(h) for h in head) + r" \\", r"\midrule"]
         for i, kind in enumerate(KINDS):
@@ -200,7 +225,7 @@ def to_latex(boards: Sequence[Leaderboard]) -> str:
                 lines.append(r"\midrule")
             for r in rows:
                 cite = f"~[{cites[r.citation]}]" if r.citation else ""
-                cells = [str(r.rank), r.kind, tex(r.method) + cite, tex(r.setup)]
+                cells = [str(r.rank), r.kind, tex(r.method) + cite, tex(r.setup), tex(r.how)]
                 cells += _value_cells(board, r, lambda t: rf"\textbf{{{t}}}", tex)
                 cells.append(tex("; ".join(r.flags)))
                 lines.append(" & ".join(cells) + r" \\")

@@ -13,12 +13,15 @@ from typing import Sequence
 
 from ..tables import fit_columns
 from .board import KINDS, MEASURED, BoardRow, Leaderboard
+from ..published_provenance import MARK_LEGEND
 from .board_formats import ci_cell, citations, fmt, folds_cell, has_ci, plus_minus, seeds_cell, title
+from .setup_code import CODE_LEGEND
 
 STYLE = {MEASURED: "bold green", "published": "bold cyan"}
 METHOD_WIDTH = 26        # a longer method name wraps at word boundaries
-LEGEND = ("F1 in percent. Avg F1: mean over AUs, ± std over folds; 95% CI: bootstrap over test subjects "
-          "(--ci). Measured and published rows are ranked separately.")
+LEGEND = ("F1 in percent. Avg F1: mean over AUs; ± std over folds on measured rows, as printed on published "
+          "rows (see --format json, plus_minus); 95% CI: bootstrap over test subjects (--ci). Measured and "
+          "published rows are ranked separately.")
 
 
 def _table():
@@ -44,6 +47,7 @@ def summary_table(board: Leaderboard, kind: str):
     t.add_column("#", justify="right", no_wrap=True)
     t.add_column("Method", max_width=METHOD_WIDTH, overflow="fold")
     t.add_column("Setup", overflow="fold", ratio=1)
+    t.add_column("How", no_wrap=not measured, overflow="fold")
     t.add_column("Avg F1", justify="right", no_wrap=True)
     show_ci = measured and has_ci(board)
     if show_ci:
@@ -53,7 +57,7 @@ def summary_table(board: Leaderboard, kind: str):
         t.add_column("Seeds", justify="right", no_wrap=True)
     for r in rows:
         avg = Text(plus_minus(r.avg, r.avg_sd), style=STYLE[kind] if "Avg" in r.best else "")
-        cells = [str(r.rank), _method(r, cites), r.setup, avg]
+        cells = [str(r.rank), _method(r, cites), r.setup, r.how, avg]
         cells += ([ci_cell(r)] if show_ci else []) + ([folds_cell(r), seeds_cell(r)] if measured else [])
         t.add_row(*cells)
     return t
@@ -112,6 +116,9 @@ def renderables(boards: Sequence[Leaderboard], console, per_au: bool = False) ->
         parts += [Text(f"[{n}] {text}", style="dim") for text, n in citations(board).items()]
     if any(b.rows for b in boards):
         parts.append(Text(LEGEND, style="dim"))
+        parts.append(Text(MARK_LEGEND, style="dim"))
+        if any(b.of_kind(MEASURED) for b in boards):
+            parts.append(Text(CODE_LEGEND, style="dim"))
     return parts
 
 

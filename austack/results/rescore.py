@@ -88,14 +88,20 @@ def interval_for_rows(rows: Sequence[ResultRow], *, n_boot: int = N_BOOT, seed: 
 
 
 def resolve(db, key: str) -> list[ResultRow]:
-    """A row id ("17") or a config hash (or a unique prefix of one) -> the ok rows it names."""
-    if key.isdigit():
-        return [db.get(int(key))]
-    rows = [r for r in db.query(status="ok", include_noncomparable=True) if r.config_hash.startswith(key)]
+    """"#17" -> row 17; anything else is a config hash or a unique prefix of one (an all-digit
+    prefix such as "7031" is a hash prefix too) -> the ok rows it names."""
+    key = key.strip()
+    if key.startswith("#"):
+        if not key[1:].isdigit():
+            raise ResultsError(f"{key!r} is not a row id; write #N with N a row id (`austack leaderboard "
+                               f"--format json` lists config hashes)")
+        return [db.get(int(key[1:]))]
+    rows = [r for r in db.query(status="ok", include_noncomparable=True) if key and r.config_hash.startswith(key)]
     hashes = {r.config_hash for r in rows}
     if not rows:
-        raise ResultsError(f"no recorded row has id or config hash {key!r} (`austack leaderboard --format json` "
-                           f"lists config hashes)")
+        hint = f"; for row {key} write #{key}" if key.isdigit() else ""
+        raise ResultsError(f"no recorded result has a config hash starting {key!r}{hint} (`austack leaderboard "
+                           f"--format json` lists config hashes)")
     if len(hashes) > 1:
         raise ResultsError(f"{key!r} is the start of several config hashes ({', '.join(sorted(hashes))}); "
                            f"give more of it")

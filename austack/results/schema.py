@@ -54,7 +54,8 @@ class ResultRow:
     # identity and what the number can be re-derived from (docs/results.md)
     config_hash: str = ""          # over every setting that can change the number (BenchConfig)
     synthetic: bool = False        # the store came from `austack synth`, never real data
-    label_noise: float | None = None   # synth's label-noise level, for synthetic stores
+    label_noise: float | None = None   # share of training labels the run flipped (results version >= 2;
+    #                                    version 1 held the store's synth noise, now provenance store_label_noise)
     thresholds: list[float] = field(default_factory=list)   # per AU, as applied to the test split
     predictions: str | None = None     # npz: val/test probabilities, labels and store rows
     predictions_sha256: str | None = None

@@ -9,6 +9,7 @@ from typing import Sequence
 
 from ..results.rescore import interval_for_rows
 from .noise import NoiseStudy
+from .noise_drops import DROP_COLUMNS, noise_drops
 from .noisy_test import flip_seed, noisy_interval
 from .plots import noise_figure
 from .report import markdown_table, write_csv, write_readme
@@ -54,8 +55,10 @@ def write_noise_outputs(study: NoiseStudy, commands: Sequence[str], *, quick: bo
                         figure: str | Path | None = None) -> list[Path]:
     out = study.out
     results, summary = tidy_rows(study)
+    drops, drop_notes = noise_drops(study.settings)
     files = [write_csv(out / "results.csv", results, RESULT_COLUMNS),
-             write_csv(out / "summary.csv", summary, SUMMARY_COLUMNS)]
+             write_csv(out / "summary.csv", summary, SUMMARY_COLUMNS),
+             write_csv(out / "drops.csv", drops, DROP_COLUMNS)]
     size = "quick" if quick else "full"
     if summary:
         files += noise_figure(summary, out / "noise.png",
@@ -68,8 +71,10 @@ def write_noise_outputs(study: NoiseStudy, commands: Sequence[str], *, quick: bo
         [(r["kind"], f"{r['level']:g}", r["loss"], f"{r['f1']:.1f} ({r['f1_low']:.1f}-{r['f1_high']:.1f})",
           f"{r['f1_noisy']:.1f} ({r['f1_noisy_low']:.1f}-{r['f1_noisy_high']:.1f})", f"`{r['config_hash']}`")
          for r in summary])
+    table += "\n\n" + drops_table(drops)
     failed = sum(r["status"] != "ok" for r in results)
-    notes = (f"{failed} fold(s) failed; their errors are in results.csv." if failed else "") + \
+    notes = "\n".join(drop_notes) + "\n\n" if drop_notes else ""
+    notes += (f"{failed} fold(s) failed; their errors are in results.csv." if failed else "") + \
         ("\n\nThe quick study's data and training are tiny: its F1 values show that the study "
          "runs, not how the losses compare on real data." if quick else "")
     hashes = {f"{r['loss']}, {r['kind']} {r['level']:g}": r["config_hash"] for r in summary}
@@ -78,5 +83,28 @@ def write_noise_outputs(study: NoiseStudy, commands: Sequence[str], *, quick: bo
         seconds=study.seconds, table=table, notes=notes.strip(), files=[f.name for f in files] + ["README.md"],
         what="Training and validation labels flipped at each level (test labels clean); F1 in % over "
              "every fold and seed, with 95% subject-bootstrap intervals. `F1 noisy test` scores the same "
-             "predictions against test labels flipped the same way (seed per fold in results.csv)."))
+             "predictions against test labels flipped the same way (seed per fold in results.csv). "
+             "Drops: each loss's clean F1 minus its noisy F1 (points), and the difference of two losses' "
+             "drops, with paired 95% subject-bootstrap intervals (drops.csv); a difference whose interval "
+             "holds 0 shows no difference."))
     return files
+
+
+def drops_table(drops: list[dict]) -> str:
+    """Markdown: per kind, level and loss, the drop and (against the first loss) the drop difference."""
+    def cell(r):
+        flag = "*" if r["flag"] else ""
+        return f"{r['points']:+.1f} ({r['low']:+.1f} to {r['high']:+.1f}){flag}"
+
+    rows = []
+    for r in drops:
+        if r["what"] != "drop":
+            continue
+        diff = next((d for d in drops if d["what"] == "drop difference" and d["kind"] == r["kind"]
+                     and d["level"] == r["level"] and d["loss"] == r["loss"]), None)
+        rows.append((r["kind"], f"{r['level']:g}", r["loss"], cell(r),
+                     f"{cell(diff)} vs {diff['versus']}: {diff['reading']}" if diff else ""))
+    table = markdown_table(("kind", "level", "loss", "drop from own clean F1 (95% CI)",
+                            "drop difference (95% CI)"), rows)
+    flagged = next((r["flag"] for r in drops if r["flag"]), "")
+    return table + (f"\n\n\\* interval flagged: {flagged}" if flagged else "")

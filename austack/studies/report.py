@@ -37,12 +37,16 @@ def _cell(v: Any) -> Any:
 
 
 def machine() -> str:
-    """One line: host OS, CPU count, Python, torch and the device torch would use."""
+    """One line: host OS, CPU count, Python, torch, numpy and OpenCV versions and the device torch
+    would use (a figure's numbers depend on them)."""
+    import cv2
+    import numpy
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device"
     return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python "
-            f"{sys.version.split()[0]}, torch {torch.__version__}, {gpu}")
+            f"{sys.version.split()[0]}, torch {torch.__version__}, numpy {numpy.__version__}, "
+            f"opencv {cv2.__version__}, {gpu}")
 
 
 def now() -> str:
