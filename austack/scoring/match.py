@@ -64,6 +64,7 @@ class FrameIndex:
                 self.sessions[key[0]].append(key[1])
         self.options = (s.attrs.get("source") or {}).get("reader_options") or {}
         self.dataset = s.dataset
+        self._units: dict[tuple[str, ...], tuple[str | None, str | None, str]] = {}
 
     # -- names -------------------------------------------------------------------------------
     def relative(self, path: str) -> PurePath:
@@ -76,7 +77,13 @@ class FrameIndex:
         return p
 
     def unit(self, parts: tuple[str, ...]) -> tuple[str | None, str | None, str]:
-        """(subject, session, why not) from path parts (folders, then the file's stem)."""
+        """(subject, session, why not) from path parts (folders, then the file's stem); the
+        rows of one video or folder share their parts, so each is worked out once."""
+        if parts not in self._units:
+            self._units[parts] = self._unit(parts)
+        return self._units[parts]
+
+    def _unit(self, parts: tuple[str, ...]) -> tuple[str | None, str | None, str]:
         subject, at = None, -1
         for j in range(len(parts) - 1, -1, -1):
             if parts[j] in self.sessions:

@@ -127,6 +127,9 @@ def read_predictions(store: Store, csvs: Sequence[str | os.PathLike], *, tool: s
             raise ConfigError(f"{p}: no {style.title} AU columns ({style.au_pattern}) in its header; "
                               f"check --tool", path=p)
         parsed.append((p, header, rows, style, columns))
+    styles = sorted({style.name for _, _, _, style, _ in parsed})
+    if len(styles) > 1:
+        raise ConfigError(f"the CSVs are of several tools ({', '.join(styles)}); score one tool's output at a time")
     tool_aus = set.intersection(*(set(c) for *_, c in parsed))
     aus = [a for a in store.aus if a in tool_aus]
     if not aus:
