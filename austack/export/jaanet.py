@@ -24,8 +24,8 @@ from ..align import IDX_68_TO_49, LEFT_EYE, RIGHT_EYE, alignment_params, similar
 from ..errors import ConfigError
 from ..protocols import Protocol
 from ..store import Store
-from ._common import (ExportReport, FaceWriter, au_weights, ds_name, format_ints, image_name, sidecar_doc,
-                      store_geometry, write_lines, write_sidecar)
+from ._common import (ExportReport, FaceWriter, au_weights, ds_name, fold_rows, format_ints, image_name,
+                      sidecar_doc, store_geometry, write_lines, write_sidecar)
 
 SIZE, BOX_ENLARGE = 200, 2.9
 
@@ -52,18 +52,25 @@ def biocular(points: np.ndarray) -> float:
     return float(d @ d)
 
 
-def _stems(protocol: Protocol, ds: str) -> list[tuple[int, str, list[str], str, str]]:
-    """(fold, train stem, train parts, test stem, test part) per fold of a part-based protocol."""
-    parts = list(protocol.parts)
-    out = []
-    for f in protocol.folds:
-        if f.train_split or f.test_split or len(f.test_parts) != 1:
-            raise ConfigError(f"the jaanet format needs a protocol whose folds each test one part; {protocol.id} "
-                              f"fold {f.index} does not (use --format megraphau, fmae or csv)")
-        train = [p for p in parts if p not in f.test_parts]
-        nums = [p.removeprefix("part") for p in train]
-        out.append((f.index, f"{ds}_combine_{'_'.join(nums)}", train, f"{ds}_{f.test_parts[0]}", f.test_parts[0]))
-    return out
+def _stems(protocol: Protocol, ds: str, k: int) -> tuple[str, str]:
+    """JAA-Net's list names of fold k: `<DS>_combine_1_2` and `<DS>_part3` where the folds are
+    made of numbered parts (BP4D, DISFA, BP4D+), `<DS>_fold<k>_{train,test}` otherwise."""
+    f = protocol.fold(k)
+    numbered = all(p.removeprefix("part").isdigit() for p in protocol.parts) and len(protocol.parts) > 1
+    if numbered and len(f.test_parts) == 1 and not (f.train_split or f.test_split):
+        train = [p.removeprefix("part") for p in protocol.parts if p not in f.test_parts]
+        return f"{ds}_combine_{'_'.join(train)}", f"{ds}_{f.test_parts[0]}"
+    return f"{ds}_fold{k}_train", f"{ds}_fold{k}_test"
+
+
+def _write_list(out: Path, stem: str, rows: np.ndarray, names: dict, aligned: dict, store: Store) -> list[Path]:
+    pts = [aligned[int(i)] for i in rows]
+    y = np.where(store.labels[rows] == 1, 1, 0)
+    lists = out / "list"
+    return [write_lines(lists / f"{stem}_path.txt", [str(out / "imgs" / names[int(i)]) for i in rows]),
+            write_lines(lists / f"{stem}_land.txt", ["\t".join(f"{v:f}" for v in p.reshape(-1)) for p in pts]),
+            write_lines(lists / f"{stem}_biocular.txt", [f"{biocular(p):f}" for p in pts]),
+            write_lines(lists / f"{stem}_AUoccur.txt", format_ints(y))]
 
 
 def export(store: Store, protocol: Protocol, out: Path, *, folds: Sequence[int] | None = None,
@@ -90,37 +97,26 @@ def export(store: Store, protocol: Protocol, out: Path, *, folds: Sequence[int] 
         return warp(rgb, matrices[i], SIZE)
 
     faces = FaceWriter(store, out / "imgs", lambda i: names[i], progress, transform=realign)
-    assigned_units = store.units()
     files, fold_docs = {}, []
-    done_stems: set[str] = set()
-    wanted = set(folds or [f.index for f in protocol.folds])
-    for k, train_stem, train_parts, test_stem, test_part in _stems(protocol, ds):
-        if k not in wanted:
-            continue
+    done: set[str] = set()
+    for f in fold_rows(store, protocol, folds):
+        train_stem, test_stem = _stems(protocol, ds, f.index)
         written = []
-        for stem, parts, is_train in ((train_stem, train_parts, True), (test_stem, [test_part], False)):
-            members = {u for p in parts for u in protocol.parts[p]} & set(assigned_units)
-            rows = np.flatnonzero(np.isin(store.subjects, sorted(members)))
-            kept = np.array([i for i in rows if int(i) in names], np.int64)
-            if stem in done_stems:
+        for stem, rows, is_train in ((train_stem, f.train, True), (test_stem, f.test, False)):
+            if stem in done:    # a part tested by one fold, written once
                 continue
+            done.add(stem)
+            kept = np.array([i for i in rows if int(i) in names], np.int64)
             faces.write(kept, f"{stem} faces")
-            pts = [aligned[int(i)] for i in kept]
-            y = np.where(store.labels[kept] == 1, 1, 0)
-            written += [write_lines(out / "list" / f"{stem}_path.txt", [str(out / "imgs" / names[int(i)]) for i in kept]),
-                        write_lines(out / "list" / f"{stem}_land.txt",
-                                    ["\t".join(f"{v:f}" for v in p.reshape(-1)) for p in pts]),
-                        write_lines(out / "list" / f"{stem}_biocular.txt", [f"{biocular(p):f}" for p in pts]),
-                        write_lines(out / "list" / f"{stem}_AUoccur.txt", format_ints(y))]
+            written += _write_list(out, stem, kept, names, aligned, store)
             if is_train:
                 w = au_weights(store.labels[kept], protocol.aus, f"{stem} of {store.path}")
                 written.append(write_lines(out / "list" / f"{stem}_weight.txt", ["\t".join(f"{x:f}" for x in w)]))
-            done_stems.add(stem)
-            fold_docs.append({"fold": k, "split": "train" if is_train else "test", "stem": stem, "parts": parts,
+            fold_docs.append({"fold": f.index, "split": "train" if is_train else "test", "stem": stem,
                               "subjects": sorted(set(store.subjects[kept].tolist())), "frames": int(len(kept)),
                               "dropped_no_landmarks": int(len(rows) - len(kept)),
                               "unknown_written_as_0": int((store.labels[kept] < 0).sum())})
-        files[f"fold{k}"] = [str(p.relative_to(out)) for p in written]
+        files[f"fold{f.index}"] = [str(p.relative_to(out)) for p in written]
     files["reflect"] = [str(write_lines(out / "list" / "reflect_49.txt",
                                         [" ".join(map(str, reflect_49()))]).relative_to(out))]
     geometry = {"size": SIZE, "alignment": alignment_params(SIZE, BOX_ENLARGE), "from": store_geometry(store),
