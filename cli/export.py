@@ -36,7 +36,8 @@ def cli(store, fmt, out, folds, force, as_json):
         return
     doc = report.doc
     click.echo(f"{fmt}: {doc['store']['frames']} stored frames of {doc['store']['dataset']} "
-               f"({doc['protocol']['id']}) -> {report.out}")
+               f"({doc['protocol']['id']})")
+    click.echo(f"into {report.out}")
     for f in doc["folds"]:
         if "stem" in f:
             click.echo(f"  fold {f['fold']} {f['split']:5s} {f['stem']}: {f['frames']} frames, "
@@ -45,4 +46,5 @@ def cli(store, fmt, out, folds, force, as_json):
             click.echo(f"  fold {f['fold']}: train {f['train_frames']} frames "
                        f"({len(f['train_subjects'])} subjects), test {f['test_frames']} "
                        f"({len(f['test_subjects'])})")
-    click.echo(f"unknown labels written as {doc['unknown_labels']}; sidecar {report.sidecar.name}")
+    click.echo(f"unknown labels written as {doc['unknown_labels']}")
+    click.echo(f"sidecar: {report.sidecar}")

@@ -64,8 +64,9 @@ def cli(store, csvs, fold, tool, tool_version, raw_root, frame_base, missing, db
         return
     console = Console(width=80)
     r = doc["rows"]
-    console.print(f"{doc['tool']} on {doc['dataset']} ({doc['protocol']}): {r['matched']} of {r['total']} rows "
-                  f"matched, {r['unmatched']} unmatched, {r['no_face']} without a face", markup=False)
+    console.print(f"{doc['tool']} on {doc['dataset']} ({doc['protocol']})", markup=False)
+    console.print(f"rows: {r['total']}, matched {r['matched']}, unmatched {r['unmatched']}, no face "
+                  f"{r['no_face']}", markup=False)
     for why, n in doc["unmatched_reasons"].items():
         console.print(f"  unmatched ({n}): {why}", markup=False)
     table = Table(title=f"test F1 (%), missing frames: {missing}")
@@ -77,8 +78,10 @@ def cli(store, csvs, fold, tool, tool_version, raw_root, frame_base, missing, db
                       str(f["no_face_frames"]), f"{100 * f['f1_mean']:.1f}",
                       f"{100 * i['low']:.1f}-{100 * i['high']:.1f}")
     console.print(table)
-    per_au = "  ".join(f"AU{a} {100 * v:.1f}" for a, v in zip(doc["aus"], doc["mean"]["f1"]))
-    console.print(f"per AU (fold mean): {per_au}", markup=False)
+    cells = [f"AU{a} {100 * v:5.1f}" for a, v in zip(doc["aus"], doc["mean"]["f1"])]
+    console.print("F1 % per AU, mean over folds:", markup=False)
+    for start in range(0, len(cells), 6):
+        console.print("  " + "  ".join(cells[start:start + 6]), markup=False)
     if doc["store_only_aus"]:
         console.print(f"not scored (the tool has no column): AU {', '.join(map(str, doc['store_only_aus']))}")
     if "db" in doc:

@@ -152,3 +152,22 @@ def test_cli_score_records_external_row(tiny_store, tmp_path):
     assert any("external" in flag for flag in row.flags) and row.runs == 3 and row.ci is not None
     r = runner.invoke(cli, ["score", str(tiny_store), str(path), "--fold", "x"])
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_disfa_video_rows_matched_by_video_frame(tmp_path):
+    from export_fixtures import write_landmark_store
+
+    store = write_landmark_store(tmp_path / "disfa.h5", "disfa-3fold@v1", first_frame=1, encoding="raw")
+    with open_store(store) as s:
+        header = ["FaceScore", *(f"AU{a:02d}" for a in s.aus), "input", "frame"]
+        rows = []
+        for i in range(len(s)):     # label frame f is video frame f - 1 (0-based)
+            calls = [int(v == 1) for v in s.labels[i]]
+            rows.append([0.9, *calls, f"/raw/Videos_LeftCamera/LeftVideo{s.subjects[i]}_comp.avi", s.frames[i] - 1])
+            rows.append([0.9, *calls, f"/raw/Video_RightCamera/RightVideo{s.subjects[i]}_Comp.avi", s.frames[i] - 1])
+        path = _write(tmp_path / "disfa.csv", header, rows)
+    doc = score(store, [path], n_boot=BOOT).to_dict()
+    assert doc["rows"]["matched"] == len(rows) // 2 and doc["rows"]["unmatched"] == len(rows) // 2
+    assert all("right-camera" in why for why in doc["unmatched_reasons"])
+    for f in doc["folds"]:
+        assert f["missing_frames"] == 0 and np.allclose(f["f1"], 1.0)

@@ -34,7 +34,7 @@ def method_label(row: ResultRow) -> str:
 def setup_label(row: ResultRow) -> str:
     info = row.provenance[EXTERNAL]
     shas = ", ".join(s[:8] for s in info.get("csv_sha256", []))
-    return f"external tool; missing frames {info.get('missing', 'skip')}; csv sha256 {shas}"
+    return f"external; missing {info.get('missing', 'skip')}; csv {shas}"
 
 
 def config_of(report) -> dict:

@@ -84,6 +84,8 @@ class FrameIndex:
         return self._units[parts]
 
     def _unit(self, parts: tuple[str, ...]) -> tuple[str | None, str | None, str]:
+        if self.dataset == "disfa" and any(re.search("right", p, re.IGNORECASE) for p in parts):
+            return None, None, "a right-camera file; DISFA stores hold the left camera"
         subject, at = None, -1
         for j in range(len(parts) - 1, -1, -1):
             if parts[j] in self.sessions:
