@@ -85,8 +85,8 @@ def test_megraphau_lists_read_back(stores, tmp_path, name):
             known = y != 9
             r = ((y == 1) & known).sum(0) / known.sum(0)
             w = (1 / r) / (1 / r).sum() * n
-            for fname in (f"{ds}_weight_fold{k}.txt", f"{ds}_train_weight_fold{k}.txt", f"{ds}_test_weight_fold{k}.txt"):
-                line = (out / "list" / fname).read_text().strip()
+            for prefix in ("", "train_", "test_"):
+                line = (out / "list" / f"{ds}_{prefix}weight_fold{k}.txt").read_text().strip()
                 assert "\t" in line and np.allclose([float(x) for x in line.split("\t")], w, atol=1e-5)
     for alias, target in (("img_256x256", "img"), ("list_256x256", "list")):
         assert (out / alias).resolve() == (out / target).resolve()

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePath
 
-import numpy as np
 
 from ..errors import ConfigError
 from ..store import Store

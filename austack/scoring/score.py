@@ -148,7 +148,8 @@ def read_predictions(store: Store, csvs: Sequence[str | os.PathLike], *, tool: s
             i, why = _row_key(index, style, header, row, p, base)
             if i is None:
                 info.unmatched += 1
-                out.unmatched_reasons[why.split(" frame ")[0] if "not in the store" in why else why] += 1
+                group = f"{why.split(' frame ')[0]}: frames not in the store" if "not in the store" in why else why
+                out.unmatched_reasons[group] += 1
                 if len(out.unmatched) < EXAMPLES:
                     out.unmatched.append({"file": str(p), "line": line, "why": why})
                 continue
@@ -210,14 +211,15 @@ class ScoreReport:
     predictions: Predictions
     folds: list[FoldScore]
     outside_folds: int        # matched rows of frames in no scored fold's test split
+    n_boot: int = N_BOOT
 
     @property
     def summary(self):
         return fold_summary([f.scores for f in self.folds])
 
-    def overall_interval(self, n_boot: int = N_BOOT):
+    def overall_interval(self):
         """Subject bootstrap of the fold-mean F1, stratified by fold (as for a leaderboard row)."""
-        return bootstrap([f.counts() for f in self.folds], self.aus, n_boot=n_boot)
+        return bootstrap([f.counts() for f in self.folds], self.aus, n_boot=self.n_boot)
 
     def to_dict(self) -> dict:
         p = self.predictions
@@ -272,4 +274,4 @@ def score(store_path: str | os.PathLike, csvs: Sequence[str | os.PathLike], *, f
         return ScoreReport(str(store.path), store.identity, store.dataset, protocol.id, protocol.hash,
                            store.source_synthetic, store.source_noise, tool or preds.files[0].tool, tool_version,
                            missing, preds.aus, [a for a in store.aus if a not in preds.aus], preds, results,
-                           int((matched_any & ~in_folds).sum()))
+                           int((matched_any & ~in_folds).sum()), n_boot)
