@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "Train and evaluate an AU detector on a prepared store; record the result."),
     "predict": ("predict", "Per-frame AU predictions of a trained detector on images and videos."),
     "leaderboard": ("leaderboard", "Per-AU F1 of recorded results beside the published numbers."),
+    "export": ("export", "Write a store as the training lists of another AU codebase."),
+    "score": ("score", "Score another tool's per-frame AU CSV on a store's folds."),
     "rescore": ("rescore", "Recompute a run's metrics from its stored predictions."),
     "compare": ("compare", "Paired difference in mean F1 of two results, with a CI and p-value."),
     "study": ("study", "Studies: label noise on synthetic data; sweeps over any setting."),

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import AustackError
 from ..protocols import Protocol, load_protocol
+from .external import is_external, method_label, setup_label
 from .schema import ResultRow
 from .identity import results_version_of
 from .setup_code import init_of, measured_code, measured_facts
@@ -212,6 +213,8 @@ def _flags(first: ResultRow, proto: Protocol | None, n_folds: int) -> tuple[str,
         flags.append(f"partial: {n_folds}/{len(proto.folds)} folds")
     if not first.comparable:
         flags.append("not comparable (debug subsample)")
+    if is_external(first):
+        flags.append("external tool (austack score)")
     return tuple(flags)
 
 
@@ -247,7 +250,8 @@ def _experiment(rows: list[ResultRow], show_store: bool, ci: bool) -> BoardRow:
     interval, missing = _row_ci(rows) if ci else (None, "")
     facts = measured_facts(first)
     return BoardRow(
-        kind=MEASURED, method=f"{first.backbone} + {first.loss}", setup=_setup(first, show_store),
+        kind=MEASURED, method=method_label(first) if is_external(first) else f"{first.backbone} + {first.loss}",
+        setup=setup_label(first) if is_external(first) else _setup(first, show_store),
         f1=f1, f1_sd=f1_sd, avg=avg, avg_sd=avg_sd, accuracy=acc, accuracy_sd=acc_sd,
         folds=tuple(sorted(by_fold)), folds_expected=len(proto.folds) if proto else None,
         seeds=len({r.seed for r in rows}), runs=len(rows), flags=_flags(first, proto, len(by_fold)),

@@ -1,0 +1,60 @@
+"""FMAE / FMAE-IAT's JSON-lines lists.
+
+    OUT/img/<face>                                 as for megraphau (F001/T1/2440.jpg, SN002/0.png)
+    OUT/<DS>_train_fold<k>.json, OUT/<DS>_test_fold<k>.json
+        one JSON object per line: {"img_path": <absolute path>, "AUs": [...]}, one entry per AU in
+        protocol order: the AU's number when active, else 999 (an unknown label too, counted)
+
+The subject is the path's folder right under img/ (`F001` in .../img/F001/T1/2440.jpg, `SN002` in
+.../img/SN002/0.png), so a loader that groups frames by subject from the path finds it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..protocols import Protocol
+from ..store import Store
+from ._common import (ExportReport, FaceWriter, ds_name, fold_rows, image_name, sidecar_doc, store_geometry,
+                      write_lines, write_sidecar)
+
+INACTIVE = 999
+
+
+def entries(labels: np.ndarray, aus: Sequence[int]) -> list[list[int]]:
+    a = np.asarray(aus, np.int64)
+    return np.where(labels == 1, a, INACTIVE).tolist()
+
+
+def export(store: Store, protocol: Protocol, out: Path, *, folds: Sequence[int] | None = None,
+           progress: bool | None = None) -> ExportReport:
+    ds = ds_name(store)
+    ext = ".png" if store.dataset == "disfa" else ".jpg"
+    names = [image_name(store.dataset, store.subjects[i], store.session_ids[i], store.frames[i], ext)
+             for i in range(len(store))]
+    img = out / "img"
+    faces = FaceWriter(store, img, lambda i: names[i], progress)
+    files, fold_docs = {}, []
+    for f in fold_rows(store, protocol, folds):
+        written = []
+        for split, rows in (("train", f.train), ("test", f.test)):
+            faces.write(rows, f"fold {f.index} {split} faces")
+            lines = [json.dumps({"img_path": str(img / names[i]), "AUs": e})
+                     for i, e in zip(rows, entries(store.labels[rows], protocol.aus))]
+            written.append(write_lines(out / f"{ds}_{split}_fold{f.index}.json", lines))
+        files[f"fold{f.index}"] = [str(p.relative_to(out)) for p in written]
+        fold_docs.append({"fold": f.index, "test_parts": list(f.test_parts),
+                          "train_subjects": f.subjects(store, f.train), "test_subjects": f.subjects(store, f.test),
+                          "train_frames": int(len(f.train)), "test_frames": int(len(f.test)),
+                          "unknown_written_as_999": {"train": int((store.labels[f.train] < 0).sum()),
+                                                     "test": int((store.labels[f.test] < 0).sum())}})
+    subject_part = -2 if store.dataset == "disfa" else -3
+    doc = sidecar_doc(store, protocol, "fmae", unknown=f"{INACTIVE} (as inactive; counted per fold)",
+                      geometry=store_geometry(store), folds=fold_docs, files=files,
+                      extra={"image_root": "img", "paths": "absolute",
+                             "subject_in_path": f"path component {subject_part} (the folder right under img/)"})
+    write_sidecar(out, doc)
+    return ExportReport("fmae", out, doc)
