@@ -73,10 +73,10 @@ def cli(store, csvs, fold, tool, tool_version, raw_root, frame_base, missing, db
     for name in ("fold", "frames", "scored", "missing", "no face", "Avg F1", "95% CI"):
         table.add_column(name, justify="right", no_wrap=True)
     for f in doc["folds"]:
-        i = f["interval"]["mean_f1"]
+        i = f["interval"].get("mean_f1")
         table.add_row(str(f["fold"]), str(f["test_frames"]), str(f["scored_frames"]), str(f["missing_frames"]),
                       str(f["no_face_frames"]), f"{100 * f['f1_mean']:.1f}",
-                      f"{100 * i['low']:.1f}-{100 * i['high']:.1f}")
+                      f"{100 * i['low']:.1f}-{100 * i['high']:.1f}" if i else "n/a")
     console.print(table)
     cells = [f"AU{a} {100 * v:5.1f}" for a, v in zip(doc["aus"], doc["mean"]["f1"])]
     console.print("F1 % per AU, mean over folds:", markup=False)

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ResultsError
 from ..fileio import sha256_file
 from ..metrics import AUScores, evaluate, fold_summary
 from ..results.stats import N_BOOT, FoldCounts, bootstrap, confusion_by_subject
@@ -176,7 +176,7 @@ class FoldScore:
     missing_frames: int       # test frames no CSV row describes
     no_face_frames: int       # test frames whose row says no face was found
     scores: AUScores
-    interval: object          # stats.Bootstrap
+    interval: object          # stats.Bootstrap, or the reason it is withheld (a str)
     rows: np.ndarray          # store rows scored
     probs: np.ndarray         # the 0/1 calls scored [n, A]
     labels: np.ndarray
@@ -191,7 +191,7 @@ class FoldScore:
                 "missing_frames": self.missing_frames, "no_face_frames": self.no_face_frames,
                 "f1": self.scores.f1.tolist(), "accuracy": self.scores.accuracy.tolist(),
                 "f1_mean": self.scores.f1_mean, "accuracy_mean": self.scores.accuracy_mean,
-                "n_positive": self.scores.n_positive.tolist(), "interval": self.interval.to_dict()}
+                "n_positive": self.scores.n_positive.tolist(), "interval": _interval_dict(self.interval)}
 
 
 @dataclass
@@ -218,8 +218,9 @@ class ScoreReport:
         return fold_summary([f.scores for f in self.folds])
 
     def overall_interval(self):
-        """Subject bootstrap of the fold-mean F1, stratified by fold (as for a leaderboard row)."""
-        return bootstrap([f.counts() for f in self.folds], self.aus, n_boot=self.n_boot)
+        """Subject bootstrap of the fold-mean F1, stratified by fold (as for a leaderboard row),
+        or why there is none (a str: too few test subjects)."""
+        return _interval_or_reason([f.counts() for f in self.folds], self.aus, self.n_boot)
 
     def to_dict(self) -> dict:
         p = self.predictions
@@ -239,7 +240,7 @@ class ScoreReport:
                 "folds": [f.to_dict() for f in self.folds],
                 "mean": {"f1": s.f1_mean.tolist(), "f1_sd": s.f1_std.tolist(), "avg_f1": s.avg_f1_mean,
                          "avg_f1_sd": s.avg_f1_std, "avg_accuracy": s.avg_accuracy_mean},
-                "interval": self.overall_interval().to_dict()}
+                "interval": _interval_dict(self.overall_interval())}
 
 
 def score(store_path: str | os.PathLike, csvs: Sequence[str | os.PathLike], *, folds: Sequence[int] | None = None,
@@ -269,9 +270,20 @@ def score(store_path: str | os.PathLike, csvs: Sequence[str | os.PathLike], *, f
             scores = evaluate(calls, labels, preds.aus, threshold=0.5)
             f = FoldScore(k, int(len(test)), int(len(use)), int((~matched_any[test]).sum()),
                           int(preds.no_face[test].sum()), scores, None, use, calls, labels, store.subjects[use])
-            f.interval = bootstrap([f.counts()], preds.aus, n_boot=n_boot)
+            f.interval = _interval_or_reason([f.counts()], preds.aus, n_boot)
             results.append(f)
         return ScoreReport(str(store.path), store.identity, store.dataset, protocol.id, protocol.hash,
                            store.source_synthetic, store.source_noise, tool or preds.files[0].tool, tool_version,
                            missing, preds.aus, [a for a in store.aus if a not in preds.aus], preds, results,
                            int((matched_any & ~in_folds).sum()), n_boot)
+
+
+def _interval_or_reason(counts, aus, n_boot: int):
+    try:
+        return bootstrap(counts, aus, n_boot=n_boot)
+    except ResultsError as e:   # a fold of one test subject: no interval, and the report says why
+        return str(e)
+
+
+def _interval_dict(interval) -> dict:
+    return {"withheld": interval} if isinstance(interval, str) else interval.to_dict()
