@@ -145,15 +145,15 @@ def full_tag(name: str) -> str:
     arch = name.partition(".")[0]
     if not timm.is_model(arch):
         hint = did_you_mean(arch, timm.list_models(), cutoff=0.6)
-        raise ConfigError(f"--pretrained {name!r}: not a file, and timm has no model {arch!r}{hint}; pass a "
-                          f"weight file, a timm tag ARCH.TAG (`timm.list_pretrained()`), published or none")
+        raise ConfigError(f"weights {name!r}: not a file, and timm has no model {arch!r}{hint}; pass a "
+                          f"weight file, a timm tag ARCH.TAG, published or none")
     known = "." not in name or name in timm.list_pretrained(name)
     cfg = get_pretrained_cfg(name if known else arch)
     if not known or cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
         tags = timm.list_pretrained(f"{arch}.*")
         hint = did_you_mean(name, tags, cutoff=0.5)
-        raise ConfigError(f"--pretrained {name!r}: timm has no pretrained weights by that tag{hint} "
-                          f"(tags for {arch}: {', '.join(tags) or 'none'})")
+        raise ConfigError(f"weights {name!r}: timm {timm.__version__} knows no such tag{hint} ({len(tags)} "
+                          f"tags for {arch}: python -c \"import timm; print(timm.list_pretrained('{arch}.*'))\")")
     return f"{arch}.{cfg.tag}" if cfg.tag else arch
 
 
@@ -162,13 +162,14 @@ def hub_file(tag: str, backbone: str | None = None, *, download: bool | None = N
     HF_HUB_OFFLINE). Refused, with the command that fetches it, when it cannot be had."""
     from timm.models import get_pretrained_cfg
 
+    tag = full_tag(tag)
     arch = tag.partition(".")[0]
     if backbone is not None and backbone_arch(backbone) != arch:
-        raise ConfigError(f"--pretrained {tag}: weights for {arch}, but the backbone is "
+        raise ConfigError(f"weights {tag} are for {arch}, but the backbone is "
                           f"{backbone_arch(backbone)}; pass a tag of {backbone_arch(backbone)} (or published)")
     cfg = get_pretrained_cfg(tag)
     if not cfg.hf_hub_id:
-        raise ConfigError(f"--pretrained {tag}: timm serves this tag from {cfg.url or cfg.file}, not the Hugging "
+        raise ConfigError(f"weights {tag}: timm serves this tag from {cfg.url or cfg.file}, not the Hugging "
                           f"Face hub; download that file and pass its path")
     repo, _, revision = cfg.hf_hub_id.partition("@")
     offline = hub_offline() if download is None else not download
@@ -192,7 +193,9 @@ def _hub_download(tag: str, repo: str, revision: str | None, filename: str | Non
             last = e
             break
     where = "offline (HF_HUB_OFFLINE=1) and not" if offline else "could not be downloaded and is not"
-    why = "" if offline else f" ({type(last).__name__}: {str(last).splitlines()[0] if str(last) else ''})"
+    text = str(last).splitlines()[0] if last is not None and str(last) else ""
+    why = "" if offline else (" (HF_HUB_OFFLINE is set: unset it to download)" if hub_offline()
+                              else f" ({type(last).__name__}: {text[:90]})")
     raise ConfigError(f"weights {tag} {where} in the Hugging Face cache {cache}{why}; on a connected machine "
                       f"run `{fetch_command(tag)}` and copy its HF_HOME here (docs/weights.md)", path=cache)
 
@@ -218,3 +221,22 @@ def default_tag_note(spec: str | None, backbone: str) -> str | None:
         return None
     return (f"--pretrained {spec} resolves to timm's default {tag}, but the published {arch} rows started "
             f"from {published.tag}; pass --pretrained published to start where they did")
+
+
+def verify_cached(tag: str) -> dict:
+    """Re-hash a cached tag's file against the hub's record (its blob is named by its sha256)
+    and the registered sha256, where known."""
+    path = cached_file(tag)
+    if path is None:
+        return {"tag": tag, "status": "not cached", "file": None, "sha256": None,
+                "detail": f"{fetch_command(tag)} on a connected machine"}
+    from ..fileio import sha256_file
+
+    sha = sha256_file(path)   # never the per-process cache: this is the check
+    blob = path.resolve().name
+    pub = PUBLISHED_WEIGHTS.get(backbone_arch(tag))
+    registered = pub.sha256 if pub is not None and pub.tag == full_tag(tag) else None
+    known = [h for h in (blob if len(blob) == 64 else None, registered) if h]
+    status = "unverified" if not known else "ok" if all(h == sha for h in known) else "mismatch"
+    detail = "" if known else "no recorded sha256 to compare with"
+    return {"tag": tag, "status": status, "file": str(path), "sha256": sha, "detail": detail}

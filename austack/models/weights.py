@@ -36,15 +36,25 @@ class LoadedWeights:
     ignored_keys: tuple[str, ...]   # in the file, not in the backbone (e.g. fc.weight)
 
 
+def _is_safetensors(path: Path) -> bool:
+    """By name, or by content (a hub cache blob has no suffix): an 8-byte length, then JSON."""
+    if path.suffix == ".safetensors":
+        return True
+    with open(path, "rb") as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
-        if path.suffix == ".safetensors":
+        if _is_safetensors(path):
             from safetensors.torch import load_file
             obj = load_file(str(path), device="cpu")
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a corrupt or foreign file: say which and why
-        raise ConfigError(f"cannot read weight file {path}: {e}; pass a torch state dict or "
+        why = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise ConfigError(f"cannot read weight file {path}: {why[:160]}; pass a torch state dict or "
                           f"checkpoint (.pth/.pt) or a .safetensors file", path=path) from None
     for key in _CONTAINER_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
