@@ -16,7 +16,8 @@ from .board import KINDS, MEASURED, PUBLISHED, BoardRow, Leaderboard
 MISSING = "–"
 LEGEND = ("F1 and accuracy in percent; Avg = mean F1 over AUs, ± = std over folds; 95% CI = bootstrap over "
           "test subjects. Measured and published rows are ranked separately; a column's best value within "
-          "each kind is bold when one row alone holds it.")
+          "each kind is bold when one row alone holds it. How the paper recipes differ from the published "
+          "protocol, setting by setting: docs/protocol-fidelity.md.")
 
 
 # ---- cells shared by every renderer ---------------------------------------------------------
