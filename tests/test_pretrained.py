@@ -168,3 +168,12 @@ def test_verify_finds_a_changed_cached_file(tmp_path, monkeypatch):
         f.write(b"\0\0\0\1")
     r = CliRunner().invoke(cli, ["weights", "verify", TAG, "--json"])
     assert r.exit_code != 0 and '"mismatch"' in r.output
+
+
+def test_embed_dim_sets_the_per_au_width(tiny_store, tmp_path):
+    r, db = bench(["test_tiny", "wce", "--data", str(tiny_store), "--embed-dim", "24", "--pretrained", "none"],
+                  tmp_path)
+    assert r.exit_code == 0, r.output
+    (row,) = ResultsDB(db).query()
+    assert row.config["embed_dim"] == 24 and row.provenance["weights"]["kind"] == "none"
+    assert torch.load(row.detector, weights_only=True)["encoder"]["embed_dim"] == 24
