@@ -53,6 +53,26 @@ def _loss_lines(names: list[str]) -> list[str]:
     return out
 
 
+def _recipe_lines(names: list[str]) -> list[str]:
+    """Each recipe with the weights it starts from (`published` shown as its tag)."""
+    from austack.engine.recipes import load_recipe
+    from austack.errors import ConfigError
+    from austack.models.pretrained import PUBLISHED, published_for
+
+    out = []
+    for name in names:
+        r = load_recipe(name)
+        spec = r.get("pretrained")
+        if spec == PUBLISHED:
+            try:
+                spec = f"published: {published_for(r.get('backbone', '')).tag}"
+            except ConfigError:
+                spec = "published: none registered"
+        out.append(f"{name:<22} {r.get('backbone', '?')} + {r.get('loss', '?')}")
+        out.append(f"    weights: {spec or 'random initialisation'}")
+    return out
+
+
 @click.command(context_settings={"max_content_width": 80})
 @click.argument("kind", type=click.Choice(sorted(KINDS)))
 @click.argument("pattern", default="*")
@@ -68,4 +88,6 @@ def cli(kind, pattern, with_options):
     names = KINDS[kind](pattern)
     if not names:
         raise click.ClickException(f"no {kind} match {pattern!r}")
+    if kind == "recipes":
+        names = _recipe_lines(names)
     click.echo("\n".join(_loss_lines(names) if with_options and kind == "losses" else names))

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("plot", "Figures: per-AU F1 bars with CIs, t-SNE of AU embeddings, PR curves."),
     "protocols": ("protocols", "List the versioned fold protocols, or show one."),
     "cite": ("cite", "Citations for a dataset, its protocol and austack."),
+    "weights": ("weights", "Pretrained backbone weights: list, fetch into the cache, verify."),
     "list": ("listing", "List registered backbones, losses, readers or recipes."),
 }
 

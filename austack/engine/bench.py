@@ -149,13 +149,21 @@ def make_row(run: RunContext, k: int, t0: float, **outcome: Any) -> ResultRow:
         dataset=store.dataset, protocol=run.protocol.id, protocol_hash=run.protocol.hash, store=store.path,
         store_checksum=store.identity, fold=k, backbone=cfg.backbone, loss=cfg.loss,
         loss_options=dict(cfg.loss_options), seed=cfg.seed, epochs=cfg.epochs, config=cfg.to_dict(),
-        aus=run.aus, pretrained=cfg.pretrained, comparable=cfg.limit_train is None,
+        aus=run.aus, pretrained=None if run.weights.is_random else run.weights.label,
+        comparable=cfg.limit_train is None and not random_paper_recipe(run),
         device=device_name(run.device), austack_version=run.provenance["austack"],
         torch_version=torch.__version__, git_sha=run.provenance.get("git_commit"),
         run_dir=str(run.run_dir(k)), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         config_hash=run.config_hash, synthetic=store.synthetic, label_noise=cfg.label_noise,
         provenance={**run.provenance, "results_version": RESULTS_VERSION, "store_label_noise": store.label_noise},
         wall_s=time.perf_counter() - t0, **outcome)
+
+
+def random_paper_recipe(run: RunContext) -> bool:
+    """A paper recipe (`table*`) run from random weights (`--pretrained none`): its rows do not
+    compare with the published ones, which all started from pretrained weights."""
+    from .recipes import is_paper_recipe
+    return run.weights.is_random and is_paper_recipe(run.cfg.recipe)
 
 
 def error_row(run: RunContext, k: int, message: str, t0: float) -> ResultRow:
@@ -173,9 +181,18 @@ def print_run(run: RunContext) -> None:
     if run.store.synthetic:
         console.print("[yellow]SYNTHETIC store[/yellow] (from `austack synth`): results are recorded as "
                       "synthetic and never listed beside published numbers")
-    if cfg.pretrained is None:
-        console.print("[bold yellow]RANDOM INITIALISATION[/bold yellow]: no --pretrained weight file; published "
-                      "numbers start from ImageNet weights, so these results do not compare with them")
+    w = run.weights
+    if w.is_random and random_paper_recipe(run):
+        console.print(f"[bold yellow]RANDOM INITIALISATION[/bold yellow] (--pretrained {w.spec}): recipe "
+                      f"{cfg.recipe} starts from random weights; its rows are marked not comparable with "
+                      f"the published ones", highlight=False)
+    elif w.is_random:
+        console.print("[bold yellow]RANDOM INITIALISATION[/bold yellow]: no --pretrained weights; published "
+                      "numbers start from ImageNet weights, so these results do not compare with them "
+                      "(--pretrained published starts where they did)")
+    else:
+        console.print(f"weights: {w.label} ({w.path}, {w.size / 2**20:.1f} MiB, sha256 {w.sha256[:16]})",
+                      markup=False, highlight=False)
     if cfg.limit_train:
         console.print(f"[yellow]--limit-train {cfg.limit_train}[/yellow]: debug subsampling; rows are marked "
                       f"not comparable")

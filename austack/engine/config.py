@@ -62,8 +62,13 @@ class BenchConfig:
     device: str = setting("auto", "auto | cpu | cuda | cuda:N (auto: CUDA when available).", hashed=False)
     seed: int = setting(0, "Seed; CPU runs with one seed give identical metrics.", hashed=False)
     workers: int = setting(2, "DataLoader worker processes.", min=0, hashed=False)
-    pretrained: str | None = setting(None, "Local backbone weights. Default: random initialisation "
-                                           "(said in the results).", metavar="FILE")
+    pretrained: str | None = setting(None, "Backbone weights: a .pth/.safetensors file, a timm tag "
+                                           "ARCH.TAG (Hugging Face cache; HF_HUB_OFFLINE=1 reads it only), "
+                                           "published (the tag the published rows used) or none. "
+                                           "Default: random initialisation (said in the results).",
+                                     metavar="FILE|TAG")
+    embed_dim: int | None = setting(None, "Width d of the per-AU features. Default: C/4 for ResNet, "
+                                          "C/2 for Swin (ME-GraphAU's).", min=1, metavar="D")
     loss_options: dict[str, Any] = setting({}, "Loss options, e.g. tau: 0.5 (CLI: --loss-opt).", cli=False)
     augment: str | None = setting(None, "Training views: basic (crop+flip) or simclr (+ colour, grey, "
                                         "blur). Default: the loss's own.", choices=AUGMENT_POLICIES)

@@ -49,10 +49,12 @@ def config_hash(cfg: BenchConfig, store: StoreInfo, protocol: Protocol, weights_
     """12 hex digits over every setting that can change a fold's number (`hashed` fields of
     BenchConfig, normalised: see `austack.results.identity`), the results version, the protocol's
     hash and the pretrained weights' content; not the store (results carry its identity
-    separately) and not fold, seed, device, workers or paths."""
+    separately) and not fold, seed, device, workers or paths. The weights count by content only:
+    the same file reached by a tag, `published` or a path is one hash."""
     from ..results.identity import identity_hash
 
-    return identity_hash(cfg.hashed_settings(), protocol=protocol.hash, weights=weights_sha256)
+    settings = {k: v for k, v in cfg.hashed_settings().items() if k != "pretrained"}
+    return identity_hash(settings, protocol=protocol.hash, weights=weights_sha256)
 
 
 @dataclass
@@ -67,6 +69,7 @@ class RunContext:
     progress: Callable | None = None
     world_size: int = 1
     provenance: dict = field(default_factory=dict)   # versions, weight sha256, git state
+    weights: Any = None    # models.pretrained.ResolvedWeights: the file every fold starts from
 
     @property
     def aus(self) -> list[int]:
@@ -142,7 +145,8 @@ def build_fold(run: RunContext, k: int) -> Fold:
     for split in ("train", "val"):   # the test split always keeps the store's (clean) labels
         add_label_noise(splits[split], cfg, k)
     seed_everything(seed_for(cfg.seed, "init", fold=k))
-    encoder = create_encoder(cfg.backbone, len(run.aus), pretrained=cfg.pretrained).to(device)
+    encoder = create_encoder(cfg.backbone, len(run.aus), pretrained=run.weights or cfg.pretrained,
+                             embed_dim=cfg.embed_dim).to(device)
     if device.type == "cuda":
         encoder = encoder.to(memory_format=torch.channels_last)
     loss_fn = create_loss(cfg.loss, **cfg.loss_options).to(device)

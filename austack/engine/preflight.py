@@ -1,7 +1,7 @@
 """`open_run`: everything that does not depend on the fold, checked once before any training.
 
-A mistake that would fail every fold (an unknown name or loss option, an unreadable weights
-file, a store that is missing or fails its cheap checks, an unknown fold, a batch larger than
+A mistake that would fail every fold (an unknown name or loss option, weights that cannot be
+had or do not fit, a store that is missing or fails its cheap checks, an unknown fold, a batch larger than
 some fold's training split, an output folder that cannot be written) is one ConfigError here:
 one message, no result row, no half-trained fold.
 """
@@ -15,7 +15,6 @@ import torch
 from rich.console import Console
 
 from ..errors import ConfigError
-from ..fileio import sha256_file
 from . import ddp
 from .config import BenchConfig
 from .context import RunContext, config_hash, read_store_info, resolve_device, resolve_protocol
@@ -37,13 +36,13 @@ def open_run(cfg: BenchConfig, console: Console | None = None, progress: Progres
     folds = cfg.folds or tuple(f.index for f in protocol.folds)
     for k in folds:
         protocol.fold(k)  # unknown fold: fail before any training
-    weights_sha = _check_model(cfg, len(protocol.aus))
+    weights = _check_model(cfg, len(protocol.aus), console if info.is_main else None)
     _check_batch(cfg, store.path, protocol, folds, info.world_size)
     if info.is_main:
         check_writable_dir(cfg.out_dir, "--out-dir")
     cfg = replace(cfg, data=store.path, protocol=protocol.id, folds=tuple(folds))
-    return RunContext(cfg, store, protocol, device, config_hash(cfg, store, protocol, weights_sha), weights_sha,
-                      console, progress, info.world_size, provenance(weights_sha))
+    return RunContext(cfg, store, protocol, device, config_hash(cfg, store, protocol, weights.sha256),
+                      weights.sha256, console, progress, info.world_size, provenance(weights), weights)
 
 
 def _check_store(path: str) -> None:
@@ -58,15 +57,21 @@ def _check_store(path: str) -> None:
         check(path)
 
 
-def _check_model(cfg: BenchConfig, n_au: int) -> str | None:
-    """Build the loss and the encoder once (names, options, weights file); the weights' sha256."""
+def _check_model(cfg: BenchConfig, n_au: int, console: Console | None):
+    """Resolve the weights (file, timm tag, published, none) and build the loss and the encoder
+    once with them: names, options and a file that does not fit fail here, before any fold."""
     from ..losses import create_loss
     from ..models import create_encoder
+    from ..models.pretrained import default_tag_note, resolve_weights
 
     create_loss(cfg.loss, **cfg.loss_options)
-    encoder = create_encoder(cfg.backbone, n_au, pretrained=cfg.pretrained)
+    weights = resolve_weights(cfg.pretrained, cfg.backbone)
+    note = default_tag_note(cfg.pretrained, cfg.backbone)
+    if note and console is not None:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    encoder = create_encoder(cfg.backbone, n_au, pretrained=weights, embed_dim=cfg.embed_dim)
     del encoder
-    return None if cfg.pretrained is None else sha256_file(cfg.pretrained)
+    return weights
 
 
 def _check_batch(cfg: BenchConfig, path: str, protocol, folds, world: int) -> None:

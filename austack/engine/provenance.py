@@ -41,9 +41,13 @@ def git_state() -> tuple[str | None, bool | None]:
     return head.stdout.strip() or None, bool(dirty.stdout.strip()) if dirty.returncode == 0 else None
 
 
-def provenance(weights_sha256: str | None) -> dict:
+def provenance(weights=None) -> dict:
+    """Versions, git state and the weights a run started from (a `ResolvedWeights`: tag or path,
+    the resolved file, its sha256 and size)."""
     commit, dirty = git_state()
-    return {"austack": __version__, "versions": package_versions(), "pretrained_sha256": weights_sha256,
+    record = None if weights is None else weights.to_dict()
+    return {"austack": __version__, "versions": package_versions(),
+            "pretrained_sha256": None if weights is None else weights.sha256, "weights": record,
             "git_commit": commit, "git_dirty": dirty, "python": platform.python_version()}
 
 

@@ -17,6 +17,11 @@ from ..errors import ConfigError, UnknownNameError, did_you_mean
 RECIPE_NOTES = ("title", "source", "notes")
 
 
+def is_paper_recipe(name: str | None) -> bool:
+    """A recipe that reproduces a table of the paper (`table*`): it pins `pretrained: published`."""
+    return bool(name) and Path(name).stem.startswith("table")
+
+
 def recipes_dir() -> Path:
     return baselines_dir() / "recipes"
 

@@ -97,7 +97,8 @@ class Detector(nn.Module):
         return {
             "format": FORMAT, "format_version": FORMAT_VERSION, "austack_version": __version__,
             "encoder": {"name": f"{c.name}.{c.head}", "n_au": c.n_au, "embed_dim": c.embed_dim,
-                        "graph_k": c.graph_k, "init": c.weights, "init_sha256": c.weights_sha256},
+                        "graph_k": c.graph_k, "init": c.weights, "init_sha256": c.weights_sha256,
+                        "init_file": c.weights_file, "init_size": c.weights_size},
             "encoder_state": self.encoder.state_dict(),
             "heads_state": None if self.heads is None else self.heads.state_dict(),
             "aus": list(self.aus), "au_names": self.au_names, "thresholds": list(self.thresholds),

@@ -15,6 +15,7 @@ from torch import nn
 
 from .anfl import HEADS, LinearBlock
 from .backbones import ENCODERS, build_backbone
+from .pretrained import ResolvedWeights, resolve_weights
 from .weights import load_backbone_weights
 
 DEFAULT_HEAD = "anfl"
@@ -39,9 +40,11 @@ class EncoderConfig:
     input_size: tuple[int, int]
     mean: tuple[float, float, float]   # normalisation the weights expect
     std: tuple[float, float, float]
-    weights: str                     # "random" or the resolved path of the weight file
+    weights: str                     # "random", the timm tag, or the resolved path of the weight file
     weights_sha256: str | None
     published_init: str              # what the published numbers started from ("" if none)
+    weights_file: str | None = None  # the file the weights came from (a tag's cached file)
+    weights_size: int | None = None  # its size in bytes
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,15 +69,18 @@ class AUEncoder(nn.Module):
         if c.weights == RANDOM_INIT:
             return (f"RANDOM INITIALISATION: {c.name} starts from random weights, while published "
                     f"numbers start from {c.published_init} weights; results are not comparable "
-                    f"to them. Pass pretrained=<local weight file> to start from weights.")
+                    f"to them. Start from weights with --pretrained published (a timm tag or a file "
+                    f"also works).")
         return f"{c.name} backbone weights from {c.weights} (sha256 {c.weights_sha256})"
 
 
-def create_encoder(name: str, n_au: int, *, pretrained: str | None = None, graph_k: int | None = None,
+def create_encoder(name: str, n_au: int, *, pretrained: str | ResolvedWeights | None = None,
+                   graph_k: int | None = None,
                    embed_dim: int | None = None, **kwargs) -> AUEncoder:
     """Build an encoder by backbone name (`list_encoders()` or any timm model) and AU count.
 
-    pretrained: a local weight file loaded into the backbone (random init when None).
+    pretrained: what the backbone starts from (`pretrained.resolve_weights`): a local weight
+        file, a timm tag `ARCH.TAG`, "published", or "none"/None for random initialisation.
     graph_k: K of the AU graph (default 4 for 12+ AUs, 3 below).
     embed_dim: d (default C/4 for convolutional backbones, C/2 for token backbones).
     Other keyword arguments go to the backbone (e.g. `img_size=112` for Swin); None is dropped.
@@ -90,15 +96,15 @@ def create_encoder(name: str, n_au: int, *, pretrained: str | None = None, graph
     d = int(embed_dim) if embed_dim is not None else c // backbone.embed_ratio
     head = HEADS.get(head_name)(n_au, d, graph_k=graph_k)
 
-    weights, sha = RANDOM_INIT, None
-    if pretrained is not None:
-        loaded = load_backbone_weights(getattr(backbone, "model", backbone), pretrained)
-        weights, sha = loaded.path, loaded.sha256
+    resolved = pretrained if isinstance(pretrained, ResolvedWeights) else resolve_weights(pretrained, name)
+    if not resolved.is_random:
+        load_backbone_weights(getattr(backbone, "model", backbone), resolved.path)
 
     config = EncoderConfig(
         name=arch, head=head_name, n_au=n_au, backbone_dim=c, embed_dim=d, graph_k=head.graph_k,
         input_size=tuple(backbone.input_size), mean=tuple(backbone.mean), std=tuple(backbone.std),
-        weights=weights, weights_sha256=sha, published_init=backbone.published_init)
+        weights=resolved.label, weights_sha256=resolved.sha256, published_init=backbone.published_init,
+        weights_file=resolved.path, weights_size=resolved.size)
     return AUEncoder(backbone, LinearBlock(c, d), head, config)
 
 

@@ -212,10 +212,16 @@ def _flags(first: ResultRow, proto: Protocol | None, n_folds: int) -> tuple[str,
     if proto is not None and n_folds < len(proto.folds):
         flags.append(f"partial: {n_folds}/{len(proto.folds)} folds")
     if not first.comparable:
-        flags.append("not comparable (debug subsample)")
+        flags.append(f"not comparable ({_why_not_comparable(first)})")
     if is_external(first):
         flags.append("external tool (austack score)")
     return tuple(flags)
+
+
+def _why_not_comparable(row: ResultRow) -> str:
+    """A paper recipe run from random weights (`--pretrained none`), else debug subsampling."""
+    paper = str(row.config.get("recipe") or "").startswith("table")
+    return "random init" if paper and not row.pretrained and not row.config.get("limit_train") else "debug subsample"
 
 
 def _row_ci(rows: list[ResultRow]) -> tuple[RowCI | None, str]:
@@ -375,7 +381,7 @@ def _read_db(db_path, dataset: str | None, show_all: bool):
         everything = db.query(status=None, include_noncomparable=True)
     results: list[ResultRow] = []
     failed: dict[tuple, list[ResultRow]] = defaultdict(list)
-    hidden: dict[tuple, int] = defaultdict(int)
+    hidden: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in everything:
         if dataset is not None and dataset_key(r.dataset) != dataset_key(dataset):
             continue
@@ -384,12 +390,13 @@ def _read_db(db_path, dataset: str | None, show_all: bool):
         elif r.comparable or show_all:
             results.append(r)
         else:
-            hidden[board_key(r)] += 1
+            hidden[board_key(r)][_why_not_comparable(r)] += 1
     notes: dict[tuple, list[str]] = defaultdict(list)
     for key, rows in failed.items():
         notes[key] += _failure_notes(rows)
-    for key, n in hidden.items():
-        notes[key].append(f"{n} non-comparable fold result(s) (debug subsample) hidden; --all shows them")
+    for key, reasons in hidden.items():
+        notes[key] += [f"{n} non-comparable fold result(s) ({why}) hidden; --all shows them"
+                       for why, n in sorted(reasons.items())]
     return results, notes
 
 

@@ -19,7 +19,8 @@ MISSING = "–"
 LEGEND = ("F1 and accuracy in percent; Avg = mean F1 over AUs; ± = std over folds on measured rows, as printed "
           "on published rows (what it is: the row's provenance plus_minus); 95% CI = bootstrap over test subjects. "
           "Measured and published rows are ranked separately; a column's best value within each kind is bold when "
-          "one row alone holds it. " + MARK_LEGEND + " " + CODE_LEGEND)
+          "one row alone holds it. How the paper recipes differ from the published protocol, setting by setting: "
+          "docs/protocol-fidelity.md. " + MARK_LEGEND + " " + CODE_LEGEND)
 
 
 # ---- cells shared by every renderer ---------------------------------------------------------
