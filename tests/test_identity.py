@@ -30,11 +30,21 @@ def test_equal_settings_of_other_types_hash_equal():
 
 
 def test_a_weights_path_hashes_by_the_file_content(tmp_path):
+    """The path itself is left out of the hash; the engine passes the resolved file's sha256
+    (`test_pretrained.py` runs that through `bench`). A path elsewhere in a config normalises
+    to its content too."""
+    from austack.fileio import sha256_file
+
     a, b, c = tmp_path / "a" / "w.pth", tmp_path / "b" / "weights.pth", tmp_path / "c.pth"
     for path, data in ((a, b"same"), (b, b"same"), (c, b"other")):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    assert cfg_hash(pretrained=str(a)) == cfg_hash(pretrained=str(b)) != cfg_hash(pretrained=str(c))
+
+    def by_file(path):
+        return config_hash(BenchConfig(backbone="resnet18", loss="wce", pretrained=str(path)), STORE, PROTO,
+                           sha256_file(path))
+
+    assert by_file(a) == by_file(b) != by_file(c)
     assert identity.normalise(str(a)).startswith("sha256:")
     assert identity.normalise("wce") == "wce"            # a name is not a path
 
