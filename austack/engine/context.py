@@ -68,6 +68,7 @@ class RunContext:
     progress: Callable | None = None
     world_size: int = 1
     provenance: dict = field(default_factory=dict)   # versions, weight sha256, git state
+    targets: tuple = ()                              # cross-dataset targets (`cross.Target`), checked
 
     @property
     def aus(self) -> list[int]:

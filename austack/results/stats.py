@@ -2,7 +2,9 @@
 
 Frames of one person are not independent draws (the same face, the same habits), so every
 interval here comes from a bootstrap over test *subjects*: a draw resamples, within each fold,
-that fold's test subjects with replacement, and sums their confusion counts. A result over
+that fold's test subjects with replacement, and sums their confusion counts. Folds tested on the
+same subjects (cross-dataset rows scoring each source fold on the whole target) share one
+resample per draw, so a subject is drawn once for all of them, not once per fold. A result over
 several folds (and seeds) is the mean over folds of each fold's F1 (seeds averaged within a
 fold), the number papers report; each draw recomputes exactly that.
 
@@ -92,17 +94,33 @@ def _draw_weights(rng: np.random.Generator, n_subjects: int, n_boot: int) -> np.
     return rng.multinomial(n_subjects, np.full(n_subjects, 1 / n_subjects), size=n_boot).astype(np.float64)
 
 
+def _subject_draws(rng: np.random.Generator, n_boot: int):
+    """Draw weights per fold; folds with the same test subjects get the same draws."""
+    drawn: dict[tuple, np.ndarray] = {}
+
+    def weights(fold: FoldCounts) -> np.ndarray:
+        key = tuple(fold.subjects.tolist())
+        if key not in drawn:
+            drawn[key] = _draw_weights(rng, len(fold.subjects), n_boot)
+        return drawn[key]
+    return weights
+
+
+def _n_subjects(folds: Sequence[FoldCounts]) -> int:
+    return len({s for f in folds for s in f.subjects.tolist()})
+
+
 def bootstrap(folds: Sequence[FoldCounts], aus: Sequence[int], *, n_boot: int = N_BOOT, seed: int = 0,
               level: float = LEVEL) -> Bootstrap:
     """Percentile bootstrap over test subjects (stratified by fold) of per-AU and mean F1."""
-    rng = np.random.default_rng(seed)
-    per_draw = np.mean([_fold_f1(f.counts, _draw_weights(rng, len(f.subjects), n_boot)) for f in folds], axis=0)
+    weights = _subject_draws(np.random.default_rng(seed), n_boot)
+    per_draw = np.mean([_fold_f1(f.counts, weights(f)) for f in folds], axis=0)
     point = np.mean([_fold_f1(f.counts, np.ones((1, len(f.subjects)))) for f in folds], axis=0)[0]   # [A]
     lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
     per_au = [Interval(float(point[a]), *map(float, np.quantile(per_draw[:, a], [lo, hi]))) for a in range(len(aus))]
     means = per_draw.mean(axis=1)
     mean = Interval(float(point.mean()), *map(float, np.quantile(means, [lo, hi])))
-    return Bootstrap(list(aus), mean, per_au, sum(len(f.subjects) for f in folds), n_boot, level, means)
+    return Bootstrap(list(aus), mean, per_au, _n_subjects(folds), n_boot, level, means)
 
 
 @dataclass
@@ -124,10 +142,10 @@ def paired_bootstrap(a: Sequence[FoldCounts], b: Sequence[FoldCounts], *, n_boot
     """A minus B in mean F1 on the same test subjects: each draw resamples the subjects once and
     scores both on them. The p-value is the two-sided bootstrap test of no difference."""
     _check_paired(a, b)
-    rng = np.random.default_rng(seed)
+    weights = _subject_draws(np.random.default_rng(seed), n_boot)
     diffs, point_a, point_b = [], [], []
     for fa, fb in zip(a, b):
-        w = _draw_weights(rng, len(fa.subjects), n_boot)
+        w = weights(fa)
         diffs.append(_fold_f1(fa.counts, w).mean(1) - _fold_f1(fb.counts, w).mean(1))
         one = np.ones((1, len(fa.subjects)))
         point_a.append(_fold_f1(fa.counts, one).mean())
@@ -139,7 +157,7 @@ def paired_bootstrap(a: Sequence[FoldCounts], b: Sequence[FoldCounts], *, n_boot
     tail = min((d <= 0).sum(), (d >= 0).sum())
     p = min(1.0, 2 * (tail + 1) / (n_boot + 1))
     return PairedComparison(float(np.mean(point_a)), float(np.mean(point_b)), Interval(est, float(lo), float(hi)),
-                            p, sum(len(f.subjects) for f in a), n_boot)
+                            p, _n_subjects(a), n_boot)
 
 
 def _check_paired(a: Sequence[FoldCounts], b: Sequence[FoldCounts]) -> None:
