@@ -62,15 +62,14 @@ def run_and_record(cfg: BenchConfig, *, console: Console | None = None,
             run.console.print(f"fold {k}: already recorded as row {done[k]} (same config {run.config_hash}, "
                               f"store and seed); not run again")
             outcome.reused.append(k)
-            outcome.ids.append(done[k])
-            outcome.rows.append(db.get(done[k]) if main else None)
-            continue
-        row = run_fold_safely(run, k)
-        row_id, inserted = db.insert_once(row) if main else (-1, True)
-        if not inserted:   # another process recorded this fold while it ran here
-            run.console.print(f"fold {k}: recorded meanwhile as row {row_id} by another run; kept that row")
-            outcome.reused.append(k)
-            row = db.get(row_id)
+            row, row_id = (db.get(done[k]) if main else None), done[k]
+        else:
+            row = run_fold_safely(run, k)
+            row_id, inserted = db.insert_once(row) if main else (-1, True)
+            if not inserted:   # another process recorded this fold while it ran here
+                run.console.print(f"fold {k}: recorded meanwhile as row {row_id} by another run; kept that row")
+                outcome.reused.append(k)
+                row = db.get(row_id)
         outcome.rows.append(row)
         outcome.ids.append(row_id)
         if run.targets and main:
