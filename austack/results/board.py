@@ -331,8 +331,14 @@ def _board_aus(target: str, source: str, found: set[int]) -> tuple[int, ...]:
 
 
 def _matches(key: tuple[str, bool, str], dataset: str | None) -> bool:
-    """`dataset` names a board when it is the dataset scored or, on a cross board, the source."""
-    return dataset is None or dataset_key(dataset) in (key[0], key[2])
+    """`dataset` names the boards of the dataset scored (its own and those of sources scored on
+    it); `source->target` names one cross-dataset board."""
+    if dataset is None:
+        return True
+    source, arrow, target = dataset.partition("->")
+    if arrow:
+        return (key[2], key[0]) == (dataset_key(source), dataset_key(target))
+    return key[0] == dataset_key(dataset)
 
 
 def build_leaderboards(results: Iterable[ResultRow], published: Iterable[Any] = (), dataset: str | None = None,
@@ -354,7 +360,8 @@ def build_leaderboards(results: Iterable[ResultRow], published: Iterable[Any] = 
     present = sorted(set(rows) | set(notes), key=lambda k: (k[2] != "", k[2], k[0], k[1]))
     wanted = [k for k in present if _matches(k, dataset)]
     if dataset and not wanted:
-        wanted = [(dataset_key(dataset), False, "")]
+        source, arrow, target = dataset.partition("->")
+        wanted = [(dataset_key(target), False, dataset_key(source)) if arrow else (dataset_key(dataset), False, "")]
     boards = []
     for key in wanted:
         ds, synthetic, source = key
