@@ -167,8 +167,7 @@ def _load_cross(path: str) -> tuple[PublishedRow, ...]:
             raise ResultsError(f"{where}: AUs {list(aus)} are not all labelled by both {source.dataset} and "
                                f"{target.dataset}", path=file)
         avg = _number(str(e["avg"]), file, i, "avg")
-        setup = (f"as reported by {e['reported_by']}; target: {e['target_split']}; checkpoint: {e['checkpoint']}; "
-                 f"protocol shown by: {e['protocol_shown_by']}")
+        setup = f"as reported by {e['reported_by']}; target: {e['target_split']}; checkpoint: {e['checkpoint']}"
         out.append(PublishedRow(
             table="", method=str(e["method"]), venue="", dataset=target.dataset, protocol=target.name,
             kind="cross-dataset", aus=aus, f1=(None,) * len(aus), avg=avg,

@@ -22,8 +22,10 @@ DISFA_PROTOCOL = "disfa-3fold@v1"
 
 
 def write_tiny_disfa_store(path: str | Path, *, per_subject: int = 16, size: int = 48, per_part: int = 2,
-                           seed: int = 1) -> Path:
-    proto, bp4d = load_protocol(DISFA_PROTOCOL), load_protocol(BP4D_PROTOCOL)
+                           seed: int = 1, protocol: str = DISFA_PROTOCOL) -> Path:
+    """`protocol`: a protocol id, or a YAML file (a DISFA protocol of one's own, kept in the
+    store's provenance as `austack prepare --protocol FILE` does)."""
+    proto, bp4d = load_protocol(protocol), load_protocol(BP4D_PROTOCOL)
     rng = np.random.default_rng(seed)
     settings = StoreSettings(dataset=proto.dataset, aus=proto.aus, protocol=proto.id, protocol_hash=proto.hash,
                              alignment=alignment_params(size, 2.9), landmark_source="shipped", image_encoding="raw",
@@ -49,5 +51,8 @@ def write_tiny_disfa_store(path: str | Path, *, per_subject: int = 16, size: int
                                 face=np.ones(n, np.uint8), landmark_origin=np.ones(n, np.uint8),
                                 frame=np.arange(n, dtype=np.int32), split=[""] * n))
         writer.end_session()
-    writer.finish(source={"root": "tests/_disfa_store.py"})
+    source = {"root": "tests/_disfa_store.py"}
+    if protocol.endswith(".yaml"):
+        source["protocol_file"] = str(protocol)
+    writer.finish(source=source)
     return Path(path)

@@ -3,10 +3,10 @@ on a tiny synthetic DISFA store over the AUs both label, through `austack bench 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from austack.cli.main import cli
@@ -14,7 +14,7 @@ from austack.engine import BenchConfig
 from austack.engine.cross import MIN_SHARED_AUS, check_shared
 from austack.engine.preflight import open_run
 from austack.engine.rundir import load_predictions
-from austack.errors import ConfigError
+from austack.errors import ConfigError, ResultsError
 from austack.metrics import evaluate
 from austack.protocols import load_protocol
 from austack.results.db import ResultsDB
@@ -113,11 +113,21 @@ def test_rescore_interval_and_compare_work_on_cross_rows(recorded):
     again = rescore(a.run_dir, n_boot=200)
     assert again.aus == SHARED and again.folds[0].f1 == pytest.approx(a.f1)
     assert interval_for_rows([a], n_boot=200).n_subjects == 6
-    with ResultsDB(tmp / "results.sqlite") as db:
-        c = compare(db, a.config_hash, b.config_hash, n_boot=200, on="bp4d->disfa:all")
-        assert c.n_subjects == 6 and c.a_mean_f1 == pytest.approx(a.f1_mean)
-        with pytest.raises(Exception, match="pick one with --on"):
+    db_path = str(tmp / "results.sqlite")
+    with ResultsDB(db_path) as db:
+        with pytest.raises(ResultsError, match="pick one with --on"):   # within BP4D and on DISFA
             compare(db, a.config_hash, b.config_hash, n_boot=200)
+    runner = CliRunner()
+    r = runner.invoke(cli, ["compare", a.config_hash, b.config_hash, "--on", "bp4d->disfa:all", "--db", db_path,
+                            "--boot", "200", "--json"])
+    assert r.exit_code == 0, r.output
+    c = json.loads(r.output)
+    assert c["n_subjects"] == 6 and c["a_mean_f1"] == pytest.approx(a.f1_mean)
+    r = runner.invoke(cli, ["rescore", a.run_dir, "--boot", "200", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["interval"]["n_subjects"] == 6
+    r = runner.invoke(cli, ["leaderboard", "--db", db_path, "--dataset", "bp4d->disfa", "--format", "json"])
+    assert [b["heading"] for b in json.loads(r.output)["boards"]] == ["bp4d -> disfa"]
 
 
 def test_too_few_shared_aus_is_one_error_naming_the_target():
@@ -143,7 +153,26 @@ def test_bad_targets_fail_before_training(tiny_store, disfa_store, tmp_path, ove
     assert not any(tmp_path.iterdir())   # nothing trained, nothing written
 
 
-def test_help_names_the_options():
-    r = CliRunner().invoke(cli, ["bench", "--help"])
-    assert "--test-data" in r.output and "--test-fold" in r.output
-    assert torch.get_num_threads() == 1
+def test_a_target_sharing_no_au_fails_before_training(tiny_store, tmp_path):
+    """A DISFA store on a protocol of its own that scores only AUs BP4D does not label."""
+    yaml_text = Path(load_protocol("disfa-3fold@v1").path).read_text()
+    own = tmp_path / "disfa-few@v1.yaml"
+    own.write_text(yaml_text.replace("name: disfa-3fold", "name: disfa-few").replace(
+        "aus: [1, 2, 4, 6, 9, 12, 25, 26]", "aus: [9, 25, 26]"))
+    target = write_tiny_disfa_store(tmp_path / "few.h5", per_subject=2, protocol=str(own))
+    r = CliRunner().invoke(cli, bench_args(tiny_store, target, tmp_path / "run"))
+    assert r.exit_code != 0 and isinstance(r.exception, SystemExit)
+    assert not (tmp_path / "run" / "runs").exists() and not (tmp_path / "run" / "results.sqlite").exists()
+    cfg = BenchConfig(backbone="test_tiny", loss="wce", data=str(tiny_store), test_data=(str(target),),
+                      batch_size=16, device="cpu", out_dir=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="shares no AU"):
+        open_run(cfg)
+
+
+def test_the_options_are_generated_from_the_config():
+    from austack.cli.bench import cli as bench
+
+    options = {p.name: p for p in bench.params}
+    assert options["test_data"].multiple and options["test_fold"].type.min == 1
+    cfg = BenchConfig.from_dict({"test_data": "disfa.h5", "test_fold": 2})   # a recipe may give one path
+    assert cfg.test_data == ("disfa.h5",) and "test_data" not in cfg.hashed_settings()

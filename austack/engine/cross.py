@@ -194,7 +194,7 @@ def score_target_safely(run: RunContext, k: int, target: Target, source_row: Res
         return score_target(run, k, target, source_row)
     except AustackError as e:
         message = str(e)
-    except (OSError, RuntimeError, ValueError) as e:
+    except Exception as e:  # as for a fold: the other targets go on, the message stays on record
         run.console.print_exception(max_frames=4)
         message = f"{type(e).__name__}: {e}"
     run.console.print(f"[red]fold {k} on {target.info.path} failed:[/red] {message}")
