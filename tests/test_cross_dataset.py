@@ -176,3 +176,16 @@ def test_the_options_are_generated_from_the_config():
     assert options["test_data"].multiple and options["test_fold"].type.min == 1
     cfg = BenchConfig.from_dict({"test_data": "disfa.h5", "test_fold": 2})   # a recipe may give one path
     assert cfg.test_data == ("disfa.h5",) and "test_data" not in cfg.hashed_settings()
+
+
+def test_run_bench_returns_each_folds_cross_rows_after_it(tiny_store, disfa_store, tmp_path):
+    from rich.console import Console
+
+    from austack.engine import run_bench
+
+    cfg = BenchConfig(backbone="test_tiny", loss="wce", data=str(tiny_store), test_data=(str(disfa_store),),
+                      test_fold=2, folds=(1,), epochs=1, batch_size=16, image_size=40, device="cpu", workers=0,
+                      out_dir=str(tmp_path))
+    source, cross = run_bench(cfg, console=Console(quiet=True))
+    assert not source.cross and cross.cross and cross.status == "ok", cross.error
+    assert (cross.aus, cross.test_split, cross.fold) == (SHARED, "fold2", 1)
