@@ -189,3 +189,17 @@ def test_run_bench_returns_each_folds_cross_rows_after_it(tiny_store, disfa_stor
     source, cross = run_bench(cfg, console=Console(quiet=True))
     assert not source.cross and cross.cross and cross.status == "ok", cross.error
     assert (cross.aus, cross.test_split, cross.fold) == (SHARED, "fold2", 1)
+
+
+def test_folds_tested_on_the_same_subjects_share_each_bootstrap_draw():
+    """Three source folds scored on one target are the same people: the interval of three
+    identical folds is the interval of one (independent draws per fold would narrow it)."""
+    from austack.results.stats import FoldCounts, bootstrap
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(0, 20, size=(1, 6, 5, 3))
+    subjects = np.array([f"SN00{i}" for i in range(6)])
+    one = bootstrap([FoldCounts(1, subjects, counts)], SHARED, n_boot=300)
+    three = bootstrap([FoldCounts(k, subjects, counts) for k in (1, 2, 3)], SHARED, n_boot=300)
+    assert three.n_subjects == one.n_subjects == 6
+    assert (three.mean_f1.low, three.mean_f1.high) == pytest.approx((one.mean_f1.low, one.mean_f1.high))
