@@ -77,7 +77,8 @@ def wide_head(board: Leaderboard) -> list[str]:
 def _csv_columns(boards: Sequence[Leaderboard]) -> list[str]:
     aus = sorted({a for b in boards for a in b.aus})
     au_cols = [c for a in aus for c in (f"AU{a}", f"AU{a}_sd")]
-    return (["dataset", "source", "test_split", "synthetic", "protocol", "kind", "rank", "method", "setup", "backbone", "loss",
+    return (["dataset", "source", "test_split", "synthetic", "protocol", "kind", "rank", "method", "setup",
+             "backbone", "loss",
              "loss_options", "pretrained", "epochs", "protocol_hash", "config_hash", "store_checksum",
              "folds", "folds_expected", "n_folds", "n_seeds", "seeds", "runs"]
             + au_cols + ["avg", "avg_sd", "avg_ci_low", "avg_ci_high", "accuracy", "accuracy_sd", "best", "notes",

@@ -205,9 +205,10 @@ class ResultsDB:
         return [(rec["id"], _from_record(rec, self.path)) for rec in self._connect().execute(sql, args)]
 
     def insert_once(self, row: ResultRow) -> tuple[int, bool]:
-        """Store an `ok` row unless one is recorded for its config hash, store, seed and fold (and,
-        for a cross-dataset row, its source store and target split): (row id, inserted). The check and the insert are one transaction, so two processes that
-        finish the same fold at once still leave one row. Error rows are always stored."""
+        """Store an `ok` row unless one is recorded for its config hash, store, seed and fold
+        (and, across datasets, its source store and target split): (row id, inserted). The
+        check and the insert are one transaction, so two processes that finish the same fold at
+        once still leave one row. Error rows are always stored."""
         rec = _to_record(row)
         cols = list(rec)
         sql = f"INSERT INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
