@@ -153,6 +153,12 @@ class Protocol:
         return sorted(u for u, s in self.assign(fold, units).items() if s == split)
 
 
+def shared_aus(source: Iterable[int], target: Iterable[int]) -> list[int]:
+    """The AUs two protocols both label, in the source's order (what a cross-dataset row scores)."""
+    target = set(target)
+    return [a for a in source if a in target]
+
+
 def _parse(path: Path) -> Protocol:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

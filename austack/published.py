@@ -43,6 +43,7 @@ class PublishedRow:
     file: str = ""
     line: int = 0
     ref: str = ""                   # the references.yaml key of who made the number
+    source_dataset: str = ""        # cross-dataset rows: the dataset that trained (`dataset`: the one scored)
     provenance: Any = field(default=None, hash=False, compare=False)   # published_provenance.Provenance
 
     @property
@@ -162,3 +163,44 @@ def load_published(dataset: str | None = None, *, kind: str | None = None, table
     return [r for r in rows
             if (dataset is None or r.dataset == dataset) and (kind is None or r.kind == kind)
             and (table is None or r.table == table)]
+
+
+CROSS_FILE = "cross_dataset.yaml"
+_CROSS_KEYS = ("method", "source", "target", "aus", "avg", "reported_by", "target_split", "checkpoint",
+               "protocol_shown_by")
+
+
+@cache
+def _load_cross(path: str) -> tuple[PublishedRow, ...]:
+    from .protocols import shared_aus
+
+    file = Path(path)
+    try:
+        entries = (yaml.safe_load(file.read_text(encoding="utf-8")) or {}).get("rows") or []
+    except (OSError, yaml.YAMLError) as e:
+        raise ResultsError(f"cannot read published cross-dataset numbers {file}: {e}", path=file) from None
+    out = []
+    for i, e in enumerate(entries, start=1):
+        where = f"{file.name}: entry {i}"
+        missing = [k for k in _CROSS_KEYS if k not in (e or {})]
+        if missing:
+            raise ResultsError(f"{where} lacks {', '.join(missing)}", path=file)
+        source, target = load_protocol(str(e["source"])), load_protocol(str(e["target"]))
+        aus = tuple(int(a) for a in e["aus"])
+        if set(aus) - set(shared_aus(source.aus, target.aus)):
+            raise ResultsError(f"{where}: AUs {list(aus)} are not all labelled by both {source.dataset} and "
+                               f"{target.dataset}", path=file)
+        avg = _number(str(e["avg"]), file, i, "avg")
+        setup = f"as reported by {e['reported_by']}; target: {e['target_split']}; checkpoint: {e['checkpoint']}"
+        out.append(PublishedRow(
+            table="", method=str(e["method"]), venue="", dataset=target.dataset, protocol=target.name,
+            kind="cross-dataset", aus=aus, f1=(None,) * len(aus), avg=avg,
+            extra={"setup": setup, **{k: str(e[k]) for k in _CROSS_KEYS[5:]}},
+            source=f"as reported by {e['reported_by']}", file=str(file), line=i, source_dataset=source.dataset))
+    return tuple(out)
+
+
+def load_cross_published(folder: str | Path | None = None) -> list[PublishedRow]:
+    """Published cross-dataset numbers (`baselines/published/cross_dataset.yaml`): rows whose
+    `source_dataset` trained and whose `dataset` was scored, over the AUs both label."""
+    return list(_load_cross(str(Path(folder or baselines_dir() / "published") / CROSS_FILE)))

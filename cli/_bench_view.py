@@ -12,7 +12,9 @@ def print_results(console, rows) -> None:
 
     ok = [r for r in rows if r is not None and r.status == "ok"]
     if ok:
-        table = Table(title=f"{ok[0].dataset} {ok[0].backbone} + {ok[0].loss}: test F1 (%)")
+        r0 = ok[0]
+        on = f"{r0.source_dataset} -> {r0.dataset} ({r0.test_split})" if r0.cross else r0.dataset
+        table = Table(title=f"{on} {r0.backbone} + {r0.loss}: test F1 (%)")
         table.add_column("AU", no_wrap=True)
         for r in ok:
             table.add_column(f"fold {r.fold}", justify="right", no_wrap=True)
@@ -32,7 +34,8 @@ def print_results(console, rows) -> None:
             console.print("[yellow]debug subsampling (--limit-train): not comparable with other rows[/yellow]")
     for r in rows:
         if r is not None and r.status == "error":
-            console.print(f"[red]fold {r.fold} failed:[/red] {r.error}")
+            on = f" on {r.dataset} ({r.test_split})" if r.cross else ""
+            console.print(f"[red]fold {r.fold}{on} failed:[/red] {r.error}")
 
 
 def print_table_leaderboard(outcomes) -> None:

@@ -62,6 +62,9 @@ def _option_for(f) -> click.Option:
     kw: dict[str, Any] = dict(default=None, help=help_text, metavar=m["metavar"])
     if f.name == "folds":
         return click.Option([f"--{flag}", f.name], callback=_fold, **kw)
+    if kind.startswith("tuple[str"):   # a repeatable option; none given overrides nothing
+        return click.Option([f"--{flag}", f.name], multiple=True, callback=lambda c, p, v: tuple(v) or None,
+                            **{**kw, "default": ()})
     if kind == "bool":
         return click.Option([f"--{flag}/--no-{flag}", f.name], **{**kw, "metavar": None})
     if m["choices"]:
@@ -108,8 +111,14 @@ def run_recipe(cfg: BenchConfig):
         outcome = run_and_record(cfg, console=view.console, progress=view.update)
     if ddp.current().is_main:
         print_results(view.console, outcome.rows)
+        targets: dict[tuple, list] = {}
+        for r in outcome.cross:
+            targets.setdefault((r.store_checksum, r.test_split), []).append(r)
+        for rows in targets.values():
+            print_results(view.console, rows)
         if outcome.db is not None:
-            view.console.print(f"recorded in {outcome.db}: rows {', '.join(map(str, outcome.ids))}", markup=False)
+            ids = ", ".join(map(str, outcome.ids + outcome.cross_ids))
+            view.console.print(f"recorded in {outcome.db}: rows {ids}", markup=False)
     return outcome
 
 
@@ -137,6 +146,7 @@ def cli(backbone, loss, recipe, loss_opts, **settings):
       austack bench resnet18 wce --data bp4d.h5 --fold 1
       austack bench resnet18 aunce.paper --data bp4d.h5 --loss-opt tau=0.5
       austack bench --recipe 'table6-*' --data bp4d.h5
+      austack bench resnet18 wce --data bp4d.h5 --test-data disfa.h5
       torchrun --nproc-per-node 2 $(which austack) \\
         bench resnet50 aunce.paper --data bp4d.h5
     """

@@ -13,8 +13,11 @@ import click
               show_default=True, help="Results database written by `austack bench`.")
 @click.option("--boot", type=click.IntRange(100), default=2000, show_default=True,
               help="Paired bootstrap draws over test subjects.")
+@click.option("--on", metavar="NAME", default=None,
+              help="Where A and B were both scored on several stores (cross-dataset rows): the "
+                   "one to compare on, e.g. disfa, or bp4d->disfa:all.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def cli(a, b, db_path, boot, as_json):
+def cli(a, b, db_path, boot, on, as_json):
     """Is A better than B? Mean F1 of A minus B, paired on the same test subjects.
 
     A and B are config hashes or unique prefixes of them (all their folds and seeds;
@@ -28,7 +31,7 @@ def cli(a, b, db_path, boot, as_json):
     from austack.results.rescore import compare
 
     with ResultsDB(db_path, create=False) as db:
-        c = compare(db, a, b, n_boot=boot)
+        c = compare(db, a, b, n_boot=boot, on=on)
     if as_json:
         click.echo(json.dumps({"a": a, "b": b, **c.to_dict()}, indent=1))
         return

@@ -10,7 +10,8 @@ from austack.results.leaderboard import FORMATS, leaderboards_from_db, print_ric
 
 @click.command()
 @click.option("--dataset", "-d", metavar="NAME", default=None,
-              help="Only this dataset (bp4d, disfa, ...). Default: every dataset.")
+              help="Only the boards of this dataset (bp4d, disfa, ...; with the cross-dataset "
+                   "boards scored on it), or one cross-dataset board: bp4d->disfa. Default: all.")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default="results.sqlite",
               show_default=True, help="Results database written by `austack bench`.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
@@ -40,8 +41,10 @@ def cli(dataset, db_path, fmt, ci, per_au, published, show_all, other_boards, ou
     config hash, over its folds and seeds (counted in Folds and Seeds); nothing
     else is ever averaged. Results on synthetic stores are listed under their
     own heading, never beside published rows. How: how each number was made
-    (selection split, threshold rule, init; legend under the board). See
-    docs/results.md.
+    (selection split, threshold rule, init; legend under the board).
+    Cross-dataset rows (bench --test-data) get a board per source -> target
+    over the shared AUs, beside the published cross-dataset numbers. See
+    docs/results.md and docs/cross-dataset.md.
     """
     db_path = db_path.expanduser().resolve()
     if not db_path.exists():

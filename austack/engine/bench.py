@@ -43,12 +43,21 @@ def run_bench(cfg: BenchConfig, *, console: Console | None = None,
     """Run `cfg` on each of its folds (all folds of the protocol when `cfg.folds` is empty).
 
     Returns one ResultRow per fold, in fold order; a failed fold is a `status="error"` row.
-    Under torchrun every rank returns the same rows; only rank 0 prints and writes files.
+    With `cfg.test_data`, each finished fold's row is followed by its cross-dataset rows, one
+    per target (`cross.score_target_safely`). Under torchrun every rank returns the same rows;
+    only rank 0 prints and writes files.
     Raises AustackError, before any training, for problems that concern every fold.
     """
+    from .cross import score_target_safely
+
     run = open_run(cfg, console, progress)
     print_run(run)
-    return [run_fold_safely(run, k) for k in run.cfg.folds]
+    rows = []
+    for k in run.cfg.folds:
+        rows.append(run_fold_safely(run, k))
+        if rows[-1].status == "ok":
+            rows += [score_target_safely(run, k, t, rows[-1]) for t in run.targets]
+    return rows
 
 
 def run_fold_safely(run: RunContext, k: int) -> ResultRow:

@@ -41,6 +41,14 @@ class BenchConfig:
     data: str = setting("", "Prepared store from `austack prepare`.", metavar="STORE.h5", hashed=False)
     protocol: str | None = setting(None, "Fold protocol. Default: the store's own.", metavar="NAME")
     folds: tuple[int, ...] = setting((), "Folds to run: K, a list 1,3, or all.", metavar="K|all", hashed=False)
+    # Cross-dataset scoring (docs/cross-dataset.md): never changes how the source trains, so unhashed;
+    # the target and its split are part of each cross-dataset row's own identity.
+    test_data: tuple[str, ...] = setting((), "Cross-dataset: also score each fold's detector on this "
+                                             "other store, over the AUs both label (repeatable).",
+                                         metavar="TARGET.h5", hashed=False)
+    test_fold: int | None = setting(None, "Cross-dataset: score only the target protocol's fold-K test "
+                                          "subjects. Default: the whole target.", min=1, metavar="K",
+                                    hashed=False)
     epochs: int = setting(20, "Training epochs (the encoder's, for AUNCE).", min=1)
     batch_size: int = setting(64, "Images per batch (AUNCE draws its pairs from it).", min=2)
     lr: float = setting(1e-4, "AdamW learning rate.", min=0, min_open=True)
@@ -91,6 +99,8 @@ class BenchConfig:
         for f in fields(self):
             _check_value(f, getattr(self, f.name))
         object.__setattr__(self, "folds", tuple(int(k) for k in self.folds))
+        data = (self.test_data,) if isinstance(self.test_data, str) else self.test_data   # YAML: one path or a list
+        object.__setattr__(self, "test_data", tuple(str(p) for p in data))
         object.__setattr__(self, "loss_options", dict(self.loss_options))
 
     @classmethod
@@ -104,6 +114,7 @@ class BenchConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["folds"] = list(self.folds)
+        d["test_data"] = list(self.test_data)
         return d
 
     def hashed_settings(self) -> dict[str, Any]:

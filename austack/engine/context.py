@@ -70,6 +70,7 @@ class RunContext:
     world_size: int = 1
     provenance: dict = field(default_factory=dict)   # versions, weight sha256, git state
     weights: Any = None    # models.pretrained.ResolvedWeights: the file every fold starts from
+    targets: tuple = ()                              # cross-dataset targets (`cross.Target`), checked
 
     @property
     def aus(self) -> list[int]:

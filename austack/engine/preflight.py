@@ -1,8 +1,9 @@
 """`open_run`: everything that does not depend on the fold, checked once before any training.
 
 A mistake that would fail every fold (an unknown name or loss option, weights that cannot be
-had or do not fit, a store that is missing or fails its cheap checks, an unknown fold, a batch larger than
-some fold's training split, an output folder that cannot be written) is one ConfigError here:
+had or do not fit, a store that is missing or fails its cheap checks, an unknown fold, a batch
+larger than some fold's training split, a cross-dataset target sharing too few AUs, an output
+folder that cannot be written) is one ConfigError here:
 one message, no result row, no half-trained fold.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..errors import ConfigError
 from . import ddp
 from .config import BenchConfig
 from .context import RunContext, config_hash, read_store_info, resolve_device, resolve_protocol
+from .cross import open_targets
 from .events import Progress
 from .provenance import provenance
 
@@ -38,11 +40,16 @@ def open_run(cfg: BenchConfig, console: Console | None = None, progress: Progres
         protocol.fold(k)  # unknown fold: fail before any training
     weights = _check_model(cfg, len(protocol.aus), console if info.is_main else None)
     _check_batch(cfg, store.path, protocol, folds, info.world_size)
+    for path in cfg.test_data:
+        _check_store(path)
+    targets = open_targets(cfg, store, protocol, info.world_size)
     if info.is_main:
         check_writable_dir(cfg.out_dir, "--out-dir")
-    cfg = replace(cfg, data=store.path, protocol=protocol.id, folds=tuple(folds))
+    cfg = replace(cfg, data=store.path, protocol=protocol.id, folds=tuple(folds),
+                  test_data=tuple(t.info.path for t in targets))
     return RunContext(cfg, store, protocol, device, config_hash(cfg, store, protocol, weights.sha256),
-                      weights.sha256, console, progress, info.world_size, provenance(weights), weights)
+                      weights.sha256, console, progress, info.world_size, provenance(weights), weights,
+                      targets)
 
 
 def _check_store(path: str) -> None:

@@ -4,7 +4,8 @@ The one path from a `BenchConfig` to recorded results; `austack bench`, `austack
 scripts call it. The database is opened (and so proven writable) before any training; each
 fold's row is written as soon as the fold ends, so a crash later loses nothing already
 measured; and a fold already recorded for the same config hash, store identity and seed is
-not run again: its recorded row is returned instead.
+not run again: its recorded row is returned instead. With `--test-data`, each fold's detector is
+then scored on every target (`cross`), one more row per target, recorded the same way.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..results.schema import ResultRow
 from . import ddp
 from .bench import print_run, run_fold_safely
 from .config import BenchConfig
+from .cross import describe
 from .events import Progress
 from .preflight import open_run
 
@@ -28,6 +30,8 @@ class BenchOutcome:
     ids: list[int]                         # their row ids in the database
     reused: list[int] = field(default_factory=list)   # folds found already recorded
     db: Path | None = None
+    cross: list[ResultRow] = field(default_factory=list)   # cross-dataset rows (--test-data), fold by target
+    cross_ids: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> list[ResultRow]:
@@ -47,27 +51,53 @@ def run_and_record(cfg: BenchConfig, *, console: Console | None = None,
     main = ddp.current().is_main
     db = _open_db(run.cfg.db) if main else None
     done = ddp.broadcast_object(db.recorded(run.config_hash, run.store.identity, run.cfg.seed) if main else {})
+    cross_done = [db.recorded(run.config_hash, t.info.identity, run.cfg.seed, test_split=t.split,
+                              source_store_checksum=run.store.identity) for t in run.targets] if main else []
     print_run(run)
+    for t in run.targets:
+        run.console.print(f"cross-dataset target: {describe(t)}", markup=False, highlight=False)
     outcome = BenchOutcome([], [], db=None if db is None else db.path)
     for k in run.cfg.folds:
         if k in done:
             run.console.print(f"fold {k}: already recorded as row {done[k]} (same config {run.config_hash}, "
                               f"store and seed); not run again")
             outcome.reused.append(k)
-            outcome.ids.append(done[k])
-            outcome.rows.append(db.get(done[k]) if main else None)
-            continue
-        row = run_fold_safely(run, k)
-        row_id, inserted = db.insert_once(row) if main else (-1, True)
-        if not inserted:   # another process recorded this fold while it ran here
-            run.console.print(f"fold {k}: recorded meanwhile as row {row_id} by another run; kept that row")
-            outcome.reused.append(k)
-            row = db.get(row_id)
+            row, row_id = (db.get(done[k]) if main else None), done[k]
+        else:
+            row = run_fold_safely(run, k)
+            row_id, inserted = db.insert_once(row) if main else (-1, True)
+            if not inserted:   # another process recorded this fold while it ran here
+                run.console.print(f"fold {k}: recorded meanwhile as row {row_id} by another run; kept that row")
+                outcome.reused.append(k)
+                row = db.get(row_id)
         outcome.rows.append(row)
         outcome.ids.append(row_id)
+        if run.targets and main:
+            _score_targets(run, k, row, db, cross_done, outcome)
     if main:
         db.close()
     return outcome
+
+
+def _score_targets(run, k: int, row: ResultRow, db, done: list[dict[int, int]], outcome: BenchOutcome) -> None:
+    """Fold k's detector scored on each target: one row per target, recorded as it is made; a
+    target already recorded for this fold is not scored again."""
+    from .cross import score_target_safely
+
+    if row.status != "ok":
+        run.console.print(f"fold {k} failed, so it is not scored on the cross-dataset targets")
+        return
+    for target, recorded in zip(run.targets, done):
+        if k in recorded:
+            run.console.print(f"fold {k} on {target.info.dataset} ({target.split}): already recorded as row "
+                              f"{recorded[k]}; not scored again")
+            outcome.cross.append(db.get(recorded[k]))
+            outcome.cross_ids.append(recorded[k])
+            continue
+        cross = score_target_safely(run, k, target, row)
+        row_id, inserted = db.insert_once(cross)
+        outcome.cross.append(cross if inserted else db.get(row_id))
+        outcome.cross_ids.append(row_id)
 
 
 def _open_db(path: str):

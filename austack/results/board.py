@@ -13,7 +13,10 @@ over AUs of each fold) and accuracy are then the mean and the sample standard de
 subject-bootstrap 95% interval of `austack.results.rescore.interval_for_rows`.
 
 Results on synthetic stores form their own board ("bp4d layout, synthetic") and never sit
-beside the published rows of the real dataset. docs/results.md says all this at more length.
+beside the published rows of the real dataset. Cross-dataset rows (trained on one store, scored
+on another: docs/cross-dataset.md) form a board per (source -> target) over the AUs both label,
+with the published cross-dataset numbers; the source store and the target split are part of
+their experiment. docs/results.md says all this at more length.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import AustackError
-from ..protocols import Protocol, load_protocol
+from ..protocols import Protocol, load_protocol, shared_aus
 from .external import is_external, method_label, setup_label
 from .schema import ResultRow
 from .identity import results_version_of
@@ -36,7 +39,7 @@ from .setup_code import init_of, measured_code, measured_facts
 MEASURED, PUBLISHED = "measured", "published"
 KINDS = (MEASURED, PUBLISHED)
 # Published tables shown by default; ablations and hyperparameter sweeps only with show_all.
-DEFAULT_PUBLISHED_KINDS = ("comparison", "encoders")
+DEFAULT_PUBLISHED_KINDS = ("comparison", "encoders", "cross-dataset")
 MAX_NAMED_FAILURES = 10   # failed runs named one per line in a board's notes; the rest counted
 
 
@@ -122,6 +125,7 @@ class Leaderboard:
     rows: list[BoardRow]
     notes: list[str] = field(default_factory=list)
     synthetic: bool = False
+    source: str = ""               # cross-dataset board: the dataset that trained ("" for the others)
 
     @property
     def columns(self) -> list[str]:
@@ -129,7 +133,8 @@ class Leaderboard:
 
     @property
     def heading(self) -> str:
-        return f"{self.dataset} layout, synthetic" if self.synthetic else self.dataset
+        name = f"{self.source} -> {self.dataset}" if self.source else self.dataset
+        return f"{name} layout, synthetic" if self.synthetic else name
 
     def of_kind(self, kind: str) -> list[BoardRow]:
         return [r for r in self.rows if r.kind == kind]
@@ -159,12 +164,14 @@ def experiment_key(row: ResultRow) -> tuple:
         config = {k: v for k, v in (row.config or {}).items() if k not in skip}
         setting = ("config", json.dumps(config, sort_keys=True, default=str), row.backbone, row.loss,
                    json.dumps(row.loss_options, sort_keys=True, default=str), row.pretrained, row.epochs)
-    return (dataset_key(row.dataset), bool(row.synthetic), row.protocol, row.protocol_hash,
-            row.store_checksum, row.comparable, setting, results_version_of(row))
+    return (dataset_key(row.dataset), bool(row.synthetic), dataset_key(row.source_dataset), row.protocol,
+            row.protocol_hash, row.store_checksum, row.comparable, setting, row.source_store_checksum,
+            row.test_split, results_version_of(row))
 
 
-def board_key(row: ResultRow) -> tuple[str, bool]:
-    return dataset_key(row.dataset), bool(row.synthetic)
+def board_key(row: ResultRow) -> tuple[str, bool, str]:
+    """(dataset scored, synthetic, source dataset or "" when the row was tested on its own store)."""
+    return dataset_key(row.dataset), bool(row.synthetic), dataset_key(row.source_dataset)
 
 
 # ---- aggregation ---------------------------------------------------------------------------
@@ -200,15 +207,26 @@ def _setup(row: ResultRow, show_store: bool) -> str:
     parts.append("random init" if init == "random" else f"weights {init}")
     if show_store:
         parts.append(f"store {row.store_checksum[:8]}")
+    if row.cross:
+        parts.append("whole target" if row.test_split == "all" else f"target {row.test_split} test")
+        if show_store:
+            parts.append(f"source {row.source_store_checksum[:8]}")
     return "; ".join(parts)
 
 
 def _flags(first: ResultRow, proto: Protocol | None, n_folds: int) -> tuple[str, ...]:
     flags = []
+    if first.cross:   # folds are the source's; the target's protocol says what was scored
+        target = _protocol(first.protocol)
+        if target is not None and target.hash != first.protocol_hash:
+            flags.append(f"target protocol changed: ran {first.protocol_hash}, now {target.hash}")
+        name, ran = first.source_protocol, first.source_protocol_hash
+    else:
+        name, ran = first.protocol, first.protocol_hash
     if proto is None:
-        flags.append(f"protocol {first.protocol} not found")
-    elif proto.hash != first.protocol_hash:
-        flags.append(f"protocol changed: ran {first.protocol_hash}, now {proto.hash}")
+        flags.append(f"protocol {name} not found")
+    elif proto.hash != ran:
+        flags.append(f"protocol changed: ran {ran}, now {proto.hash}")
     if proto is not None and n_folds < len(proto.folds):
         flags.append(f"partial: {n_folds}/{len(proto.folds)} folds")
     if not first.comparable:
@@ -252,7 +270,7 @@ def _experiment(rows: list[ResultRow], show_store: bool, ci: bool) -> BoardRow:
         f1[a], f1_sd[a] = over_folds(lambda r: _percent(r.f1[r.aus.index(a)]) if a in r.aus else None)
     avg, avg_sd = over_folds(lambda r: _percent(_fold_avg(r)))
     acc, acc_sd = over_folds(lambda r: _percent(r.accuracy_mean))
-    proto = _protocol(first.protocol)
+    proto = _protocol(first.source_protocol if first.cross else first.protocol)   # the one whose folds ran
     interval, missing = _row_ci(rows) if ci else (None, "")
     facts = measured_facts(first)
     return BoardRow(
@@ -269,7 +287,9 @@ def _experiment(rows: list[ResultRow], show_store: bool, ci: bool) -> BoardRow:
                 "config_hash": first.config_hash, "store_checksum": first.store_checksum,
                 "label_noise": facts["training_noise"],
                 "store_label_noise": (first.provenance or {}).get("store_label_noise"),
-                "results_version": results_version_of(first)})
+                "results_version": results_version_of(first), "source": dataset_key(first.source_dataset),
+                "source_protocol": first.source_protocol, "source_store_checksum": first.source_store_checksum,
+                "test_split": first.test_split})
 
 
 def aggregate(results: Iterable[ResultRow], ci: bool = False) -> list[BoardRow]:
@@ -278,10 +298,10 @@ def aggregate(results: Iterable[ResultRow], ci: bool = False) -> list[BoardRow]:
     for r in results:
         if r.status == "ok":
             groups[experiment_key(r)].append(r)
-    stores: dict[tuple, set[str]] = defaultdict(set)   # show the store only where a board has several
+    stores: dict[tuple, set[tuple]] = defaultdict(set)   # show the stores only where a board has several
     for key, rows in groups.items():
-        stores[key[:2]].add(rows[0].store_checksum)
-    return [_experiment(rows, len(stores[key[:2]]) > 1, ci) for key, rows in groups.items()]
+        stores[key[:3]].add((rows[0].store_checksum, rows[0].source_store_checksum))
+    return [_experiment(rows, len(stores[key[:3]]) > 1, ci) for key, rows in groups.items()]
 
 
 def published_rows(published: Iterable[Any]) -> list[BoardRow]:
@@ -295,9 +315,10 @@ def published_rows(published: Iterable[Any]) -> list[BoardRow]:
         facts = prov.to_dict() if prov is not None else {}
         if getattr(p, "same_as", ""):
             facts["same_as"] = p.same_as
+        setup = (getattr(p, "extra", None) or {}).get("setup") or ", ".join(
+            x for x in (f"Table {p.table}", getattr(p, "venue", "")) if x)
         out.append(BoardRow(
-            kind=PUBLISHED, method=getattr(p, "label", p.method),
-            setup=", ".join(x for x in (f"Table {p.table}", getattr(p, "venue", "")) if x),
+            kind=PUBLISHED, method=getattr(p, "label", p.method), setup=setup,
             f1=dict(zip(p.aus, p.f1)), f1_sd=dict(zip(p.aus, sds)) if sds else {a: None for a in p.aus},
             avg=p.avg, avg_sd=p.avg_sd, accuracy=p.accuracy, flags=tuple(p.flags), citation=p.citation,
             how=mark(prov) if prov is not None else "?", provenance=facts,
@@ -329,33 +350,57 @@ def _ci_notes(rows: Sequence[BoardRow]) -> list[str]:
             + [f"CI of #{r.rank} {r.method} marked *: {r.ci.flag}" for r in rows if r.ci is not None and r.ci.flag])
 
 
+def _board_aus(target: str, source: str, found: set[int]) -> tuple[int, ...]:
+    """A board's AU columns: its protocol's, or on a cross-dataset board the AUs both datasets'
+    protocols label; plus any AU its rows carry."""
+    proto = _protocol(target)
+    own = set(proto.aus if proto else ())
+    if source:
+        src = _protocol(source)
+        own = set(shared_aus(src.aus, proto.aus)) if src and proto else set()
+    return tuple(sorted(found | own))
+
+
+def _matches(key: tuple[str, bool, str], dataset: str | None) -> bool:
+    """`dataset` names the boards of the dataset scored (its own and those of sources scored on
+    it); `source->target` names one cross-dataset board."""
+    if dataset is None:
+        return True
+    source, arrow, target = dataset.partition("->")
+    if arrow:
+        return (key[2], key[0]) == (dataset_key(source), dataset_key(target))
+    return key[0] == dataset_key(dataset)
+
+
 def build_leaderboards(results: Iterable[ResultRow], published: Iterable[Any] = (), dataset: str | None = None,
-                       notes: dict[tuple[str, bool], list[str]] | None = None, ci: bool = False) -> list[Leaderboard]:
-    """One leaderboard per (dataset, synthetic) present in `results`, `published` or `notes`
-    (or only `dataset`'s); real before synthetic. Published rows join real boards only."""
-    rows: dict[tuple[str, bool], list[BoardRow]] = defaultdict(list)
-    au_sets: dict[tuple[str, bool], set[int]] = defaultdict(set)
+                       notes: dict[tuple, list[str]] | None = None, ci: bool = False) -> list[Leaderboard]:
+    """One leaderboard per (dataset, synthetic, source) present in `results`, `published` or
+    `notes` (or only those `dataset` names); within-dataset boards before cross-dataset ones,
+    real before synthetic. Published rows join real boards only."""
+    rows: dict[tuple[str, bool, str], list[BoardRow]] = defaultdict(list)
+    au_sets: dict[tuple[str, bool, str], set[int]] = defaultdict(set)
     for r in aggregate(results, ci=ci):
-        key = (r.recipe["dataset"], r.recipe["synthetic"])
+        key = (r.recipe["dataset"], r.recipe["synthetic"], r.recipe["source"])
         rows[key].append(r)
         au_sets[key].update(r.f1)
     for p in published:
-        key = (dataset_key(p.dataset), False)
+        key = (dataset_key(p.dataset), False, dataset_key(getattr(p, "source_dataset", "") or ""))
         rows[key] += published_rows([p])
         au_sets[key].update(p.aus)
-    notes = notes or {}
-    present = sorted(set(rows) | set(notes))
-    wanted = [k for k in present if dataset is None or k[0] == dataset_key(dataset)]
+    notes = {(k if len(k) == 3 else (*k, "")): v for k, v in (notes or {}).items()}
+    present = sorted(set(rows) | set(notes), key=lambda k: (k[2] != "", k[2], k[0], k[1]))
+    wanted = [k for k in present if _matches(k, dataset)]
     if dataset and not wanted:
-        wanted = [(dataset_key(dataset), False)]
+        source, arrow, target = dataset.partition("->")
+        wanted = [(dataset_key(target), False, dataset_key(source)) if arrow else (dataset_key(dataset), False, "")]
     boards = []
-    for ds, synthetic in wanted:
+    for key in wanted:
+        ds, synthetic, source = key
         proto = _protocol(ds)
-        aus = tuple(sorted(au_sets[ds, synthetic] | set(proto.aus if proto else ())))
         board = Leaderboard(dataset=ds, protocol=proto.id if proto else None,
-                            protocol_hash=proto.hash if proto else None, aus=aus, rows=[],
-                            notes=list(notes.get((ds, synthetic), [])), synthetic=synthetic)
-        board.rows = _rank(rows[ds, synthetic], board.columns)
+                            protocol_hash=proto.hash if proto else None, aus=_board_aus(ds, source, au_sets[key]),
+                            rows=[], notes=list(notes.get(key, [])), synthetic=synthetic, source=source)
+        board.rows = _rank(rows[key], board.columns)
         board.notes += _ci_notes(board.rows)
         boards.append(board)
     return boards
@@ -383,7 +428,7 @@ def _read_db(db_path, dataset: str | None, show_all: bool):
     failed: dict[tuple, list[ResultRow]] = defaultdict(list)
     hidden: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in everything:
-        if dataset is not None and dataset_key(r.dataset) != dataset_key(dataset):
+        if not _matches(board_key(r), dataset):
             continue
         if r.status != "ok":
             failed[board_key(r)].append(r)
@@ -416,9 +461,9 @@ def leaderboards_from_db(db_path: str | os.PathLike | None, dataset: str | None 
     notes = defaultdict(list, notes)
     pubs: list[Any] = []
     if published:
-        from ..published import load_published
-        pubs = [p for p in load_published()
-                if (dataset is None or dataset_key(p.dataset) == dataset_key(dataset))
+        from ..published import load_cross_published, load_published
+        pubs = [p for p in [*load_published(), *load_cross_published()]
+                if _matches((dataset_key(p.dataset), False, dataset_key(p.source_dataset)), dataset)
                 and (show_all or getattr(p, "kind", "comparison") in DEFAULT_PUBLISHED_KINDS)]
         repeats = [p for p in pubs if getattr(p, "same_as", "") and not show_all]
         pubs = [p for p in pubs if p not in repeats]

@@ -83,7 +83,8 @@ def wide_head(board: Leaderboard) -> list[str]:
 def _csv_columns(boards: Sequence[Leaderboard]) -> list[str]:
     aus = sorted({a for b in boards for a in b.aus})
     au_cols = [c for a in aus for c in (f"AU{a}", f"AU{a}_sd")]
-    return (["dataset", "synthetic", "protocol", "kind", "rank", "method", "setup", "how", *PROVENANCE_COLUMNS,
+    return (["dataset", "source", "test_split", "synthetic", "protocol", "kind", "rank", "method", "setup", "how",
+             *PROVENANCE_COLUMNS,
              "backbone", "loss",
              "loss_options", "pretrained", "epochs", "protocol_hash", "config_hash", "store_checksum",
              "folds", "folds_expected", "n_folds", "n_seeds", "seeds", "runs"]
@@ -115,7 +116,8 @@ def _round(x: float | None) -> float | None:
 def _record(board: Leaderboard, r: BoardRow) -> dict[str, Any]:
     """One row as plain values: what csv and json write."""
     measured = r.kind == MEASURED
-    rec = {"dataset": board.dataset, "synthetic": board.synthetic,
+    rec = {"dataset": board.dataset, "source": board.source or None,
+           "test_split": r.recipe.get("test_split") or None, "synthetic": board.synthetic,
            "protocol": r.recipe.get("protocol", board.protocol), "kind": r.kind, "rank": r.rank,
            "method": r.method, "setup": r.setup, "how": r.how, **_facts(r), "backbone": r.recipe.get("backbone"),
            "loss": r.recipe.get("loss"), "loss_options": r.recipe.get("loss_options"),
@@ -162,7 +164,8 @@ def to_json(boards: Sequence[Leaderboard]) -> str:
             rec["ci"] = None if r.ci is None else r.ci.to_dict(board.aus)
             rec["provenance"] = r.provenance
             rows.append(rec)
-        out.append({"dataset": board.dataset, "synthetic": board.synthetic, "heading": board.heading,
+        out.append({"dataset": board.dataset, "source": board.source or None, "synthetic": board.synthetic,
+                    "heading": board.heading,
                     "protocol": board.protocol, "protocol_hash": board.protocol_hash, "aus": list(board.aus),
                     "notes": board.notes, "rows": rows})
     return json.dumps({"legend": LEGEND, "boards": out}, indent=2, ensure_ascii=False) + "\n"

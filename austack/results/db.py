@@ -85,6 +85,15 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE results ADD COLUMN provenance TEXT NOT NULL DEFAULT '{}';
     CREATE INDEX results_identity ON results (config_hash, store_checksum, fold, seed, status);
     """,
+    # cross-dataset rows: the source store that trained the detector, and the target split scored
+    """
+    ALTER TABLE results ADD COLUMN source_dataset TEXT NOT NULL DEFAULT '';
+    ALTER TABLE results ADD COLUMN source_protocol TEXT NOT NULL DEFAULT '';
+    ALTER TABLE results ADD COLUMN source_protocol_hash TEXT NOT NULL DEFAULT '';
+    ALTER TABLE results ADD COLUMN source_store TEXT NOT NULL DEFAULT '';
+    ALTER TABLE results ADD COLUMN source_store_checksum TEXT NOT NULL DEFAULT '';
+    ALTER TABLE results ADD COLUMN test_split TEXT NOT NULL DEFAULT '';
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 ROW_FIELDS = tuple(f.name for f in fields(ResultRow))
@@ -196,9 +205,10 @@ class ResultsDB:
         return [(rec["id"], _from_record(rec, self.path)) for rec in self._connect().execute(sql, args)]
 
     def insert_once(self, row: ResultRow) -> tuple[int, bool]:
-        """Store an `ok` row unless one is recorded for its config hash, store, seed and fold:
-        (row id, inserted). The check and the insert are one transaction, so two processes that
-        finish the same fold at once still leave one row. Error rows are always stored."""
+        """Store an `ok` row unless one is recorded for its config hash, store, seed and fold
+        (and, across datasets, its source store and target split): (row id, inserted). The
+        check and the insert are one transaction, so two processes that finish the same fold at
+        once still leave one row. Error rows are always stored."""
         rec = _to_record(row)
         cols = list(rec)
         sql = f"INSERT INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
@@ -207,8 +217,9 @@ class ResultsDB:
             if row.status == "ok" and row.config_hash:
                 found = conn.execute(
                     "SELECT id FROM results WHERE config_hash = ? AND store_checksum = ? AND seed = ? AND fold = ? "
-                    "AND status = 'ok' ORDER BY id LIMIT 1",
-                    (row.config_hash, row.store_checksum, int(row.seed), int(row.fold))).fetchone()
+                    "AND source_store_checksum = ? AND test_split = ? AND status = 'ok' ORDER BY id LIMIT 1",
+                    (row.config_hash, row.store_checksum, int(row.seed), int(row.fold), row.source_store_checksum,
+                     row.test_split)).fetchone()
                 if found is not None:
                     return int(found[0]), False
             return conn.execute(sql, [rec[c] for c in cols]).lastrowid, True
@@ -227,11 +238,14 @@ class ResultsDB:
             raise ResultsError(f"cannot write the results database {self.path} (SQLite: {e}); pass --db with "
                                f"a writable file", path=self.path) from None
 
-    def recorded(self, config_hash: str, store_checksum: str, seed: int) -> dict[int, int]:
-        """Fold -> row id of the `ok` rows already recorded for this config, store and seed."""
+    def recorded(self, config_hash: str, store_checksum: str, seed: int, *, source_store_checksum: str = "",
+                 test_split: str = "") -> dict[int, int]:
+        """Fold -> row id of the `ok` rows already recorded for this config, store and seed (a
+        cross-dataset row: `store_checksum` is its target, with its source store and split)."""
         sql = ("SELECT id, fold FROM results WHERE config_hash = ? AND store_checksum = ? AND seed = ? "
-               "AND status = 'ok' ORDER BY id")
-        rows = self._connect().execute(sql, (config_hash, store_checksum, int(seed)))
+               "AND source_store_checksum = ? AND test_split = ? AND status = 'ok' ORDER BY id")
+        rows = self._connect().execute(sql, (config_hash, store_checksum, int(seed), source_store_checksum,
+                                             test_split))
         return {rec["fold"]: rec["id"] for rec in rows}
 
     def get(self, row_id: int) -> ResultRow:
@@ -309,6 +323,8 @@ def _check(row: ResultRow) -> None:
             if len(values) != len(row.aus):
                 raise ResultsError(f"{where} has {len(values)} {name} values for {len(row.aus)} AUs; "
                                    f"give one per AU in `aus` order")
+    if row.source_store_checksum and not row.test_split:
+        raise ResultsError(f"{where} is a cross-dataset row without its target split; set `test_split`")
     if row.selected_on == "test":
         raise ResultsError(f"{where} chose its checkpoint on the test split; select on 'val'")
 

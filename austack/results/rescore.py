@@ -3,7 +3,9 @@
 `rescore(run_dir)`: every fold's metrics recomputed from its `predictions.npz`, with a subject
 bootstrap interval. `interval_for_rows(rows)`: the interval of a leaderboard row (one config on
 one store, over its folds and seeds). `compare(db, a, b)`: the paired difference of two configs
-(or two rows) on the same store and folds.
+(or two rows) on the same store and folds. A cross-dataset row (docs/cross-dataset.md) stores
+predictions on its target's subjects, so all three work on it unchanged; a config scored on
+several stores is compared on the one both were scored on (`on` picks one where there are more).
 """
 from __future__ import annotations
 
@@ -108,8 +110,42 @@ def resolve(db, key: str) -> list[ResultRow]:
     return rows
 
 
-def compare(db, a: str, b: str, *, n_boot: int = N_BOOT, seed: int = 0) -> PairedComparison:
-    rows_a, rows_b = resolve(db, a), resolve(db, b)
+def evaluation(row: ResultRow) -> tuple[str, str, str]:
+    """What a row's number was measured on: its scored store, and for a cross-dataset row the
+    source store that trained it and the target split."""
+    return row.store_checksum, row.source_store_checksum, row.test_split
+
+
+def evaluation_name(row: ResultRow) -> str:
+    """`disfa` for a row scored on its own store's test fold; `bp4d->disfa:all` across datasets."""
+    return f"{row.source_dataset}->{row.dataset}:{row.test_split}" if row.cross else row.dataset
+
+
+def _on_common(rows_a: list[ResultRow], rows_b: list[ResultRow], a: str, b: str, on: str | None):
+    """The rows of A and B on the one evaluation both have (and that `on` names, when given)."""
+    groups_a, groups_b = defaultdict(list), defaultdict(list)
+    for rows, groups in ((rows_a, groups_a), (rows_b, groups_b)):
+        for r in rows:
+            groups[evaluation(r)].append(r)
+    common = [e for e in groups_a if e in groups_b]
+    names = {e: evaluation_name(groups_a[e][0]) for e in common}
+    if on is not None:
+        common = [e for e in common if on in (names[e], groups_a[e][0].dataset)]
+        if not common:
+            raise ResultsError(f"{a} and {b} were not both scored on {on!r}; both were on: "
+                               f"{', '.join(sorted(names.values())) or 'nothing in common'}")
+    if len(common) > 1:
+        raise ResultsError(f"{a} and {b} were both scored on {', '.join(sorted(names[e] for e in common))}; "
+                           f"pick one with --on NAME")
+    if not common:
+        return rows_a, rows_b
+    return groups_a[common[0]], groups_b[common[0]]
+
+
+def compare(db, a: str, b: str, *, n_boot: int = N_BOOT, seed: int = 0, on: str | None = None) -> PairedComparison:
+    """A minus B, paired on the test subjects; `on` names the evaluation (`evaluation_name`,
+    or a dataset) where A and B were both scored on several stores or target splits."""
+    rows_a, rows_b = _on_common(resolve(db, a), resolve(db, b), a, b, on)
     stores = {r.store_checksum for r in rows_a + rows_b}
     if len(stores) != 1:
         raise ResultsError(f"{a} and {b} were measured on different stores (identities "

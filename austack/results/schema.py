@@ -61,6 +61,20 @@ class ResultRow:
     predictions_sha256: str | None = None
     detector: str | None = None        # the self-describing detector file of this fold
     provenance: dict[str, Any] = field(default_factory=dict)   # versions, weight sha256, git state
+    # cross-dataset rows (docs/cross-dataset.md): the store that trained and selected the detector;
+    # `dataset`, `protocol`, `store` and `store_checksum` then name the target that was scored.
+    # Empty for a row scored on its own store's test fold.
+    source_dataset: str = ""
+    source_protocol: str = ""
+    source_protocol_hash: str = ""
+    source_store: str = ""
+    source_store_checksum: str = ""
+    test_split: str = ""               # cross rows: "all" (the whole target) or "fold<K>" (its test part)
+
+    @property
+    def cross(self) -> bool:
+        """Trained on one store and scored on another."""
+        return bool(self.source_store_checksum)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

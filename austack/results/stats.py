@@ -2,7 +2,9 @@
 
 Frames of one person are not independent draws (the same face, the same habits), so every
 interval here comes from a bootstrap over test *subjects*: a draw resamples, within each fold,
-that fold's test subjects with replacement, and sums their confusion counts. A result over
+that fold's test subjects with replacement, and sums their confusion counts. Folds tested on the
+same subjects (cross-dataset rows scoring each source fold on the whole target) share one
+resample per draw, so a subject is drawn once for all of them, not once per fold. A result over
 several folds (and seeds) is the mean over folds of each fold's F1 (seeds averaged within a
 fold), the number papers report; each draw recomputes exactly that.
 
@@ -152,14 +154,30 @@ def _draw_weights(rng: np.random.Generator, n_subjects: int, n_boot: int) -> np.
     return rng.multinomial(n_subjects, np.full(n_subjects, 1 / n_subjects), size=n_boot).astype(np.float64)
 
 
+def _subject_draws(rng: np.random.Generator, n_boot: int):
+    """Draw weights per fold; folds with the same test subjects get the same draws."""
+    drawn: dict[tuple, np.ndarray] = {}
+
+    def weights(fold: FoldCounts) -> np.ndarray:
+        key = tuple(fold.subjects.tolist())
+        if key not in drawn:
+            drawn[key] = _draw_weights(rng, len(fold.subjects), n_boot)
+        return drawn[key]
+    return weights
+
+
+def _n_subjects(folds: Sequence[FoldCounts]) -> int:
+    return len({s for f in folds for s in f.subjects.tolist()})
+
+
 def bootstrap(folds: Sequence[FoldCounts], aus: Sequence[int], *, n_boot: int = N_BOOT, seed: int = 0,
               level: float = LEVEL) -> Bootstrap:
     """Widened percentile bootstrap over test subjects (stratified by fold) of per-AU and mean F1.
     The mean F1 of a draw is, like the printed Avg, the mean over folds of each fold's mean over
     its scored AUs."""
     flag = check_subjects(folds)
-    rng = np.random.default_rng(seed)
-    draws = np.stack([_fold_f1(f.counts, _draw_weights(rng, len(f.subjects), n_boot)) for f in folds])  # [K, B, A]
+    weights = _subject_draws(np.random.default_rng(seed), n_boot)   # folds on the same subjects share draws
+    draws = np.stack([_fold_f1(f.counts, weights(f)) for f in folds])                    # [K, B, A]
     point = np.stack([_fold_f1(f.counts, np.ones((1, len(f.subjects))))[0] for f in folds])         # [K, A]
     scale = widening([len(f.subjects) for f in folds], level)
     per_au_draws, per_au_point = _nanmean(draws, 0), _nanmean(point, 0)
@@ -168,7 +186,7 @@ def bootstrap(folds: Sequence[FoldCounts], aus: Sequence[int], *, n_boot: int = 
     means = _nanmean(_nanmean(draws, 2), 0)                                                         # [B]
     estimate = float(_nanmean(_nanmean(point, 1), 0))
     mean = Interval(estimate, *_widened(means, estimate, scale, level))
-    return Bootstrap(list(aus), mean, per_au, sum(len(f.subjects) for f in folds), n_boot, level, means,
+    return Bootstrap(list(aus), mean, per_au, _n_subjects(folds), n_boot, level, means,
                      min(len(f.subjects) for f in folds), flag=flag)
 
 
@@ -194,10 +212,10 @@ def paired_bootstrap(a: Sequence[FoldCounts], b: Sequence[FoldCounts], *, n_boot
     scores both on them. The p-value is the two-sided bootstrap test of no difference."""
     _check_paired(a, b)
     flag = check_subjects(a)
-    rng = np.random.default_rng(seed)
+    weights = _subject_draws(np.random.default_rng(seed), n_boot)
     diffs, point_a, point_b = [], [], []
     for fa, fb in zip(a, b):
-        w = _draw_weights(rng, len(fa.subjects), n_boot)
+        w = weights(fa)
         diffs.append(_nanmean(_fold_f1(fa.counts, w), 1) - _nanmean(_fold_f1(fb.counts, w), 1))
         one = np.ones((1, len(fa.subjects)))
         point_a.append(float(_nanmean(_fold_f1(fa.counts, one), 1)[0]))
@@ -211,7 +229,7 @@ def paired_bootstrap(a: Sequence[FoldCounts], b: Sequence[FoldCounts], *, n_boot
     tail = min((d <= 0).sum(), (d >= 0).sum())
     p = min(1.0, 2 * (tail + 1) / (d.size + 1))
     return PairedComparison(float(np.mean(point_a)), float(np.mean(point_b)), Interval(est, float(lo), float(hi)),
-                            p, sum(len(f.subjects) for f in a), n_boot, flag)
+                            p, _n_subjects(a), n_boot, flag)
 
 
 def contrast_bootstrap(results: Sequence[Sequence[FoldCounts]], weights: Sequence[float], *, n_boot: int = N_BOOT,
