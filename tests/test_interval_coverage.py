@@ -34,7 +34,7 @@ def fold(rng: np.random.Generator, k: int, m: int) -> FoldCounts:
     pos = rng.binomial(FRAMES, p)
     tp, fp = rng.binomial(pos, hit), rng.binomial(FRAMES - pos, fa)
     counts = np.stack([tp, fp, pos - tp, np.full(m, FRAMES)], axis=-1)[None, :, None, :]   # [1 seed, m, 1 AU, 4]
-    return FoldCounts(k, np.array([f"s{i}" for i in range(m)]), counts)
+    return FoldCounts(k, np.array([f"f{k}s{i}" for i in range(m)]), counts)   # folds hold other people
 
 
 def coverage(m: int, widened: bool = True) -> float:

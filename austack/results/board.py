@@ -470,15 +470,17 @@ def leaderboards_from_db(db_path: str | os.PathLike | None, dataset: str | None 
         for ds in sorted({dataset_key(p.dataset) for p in repeats}):
             n = sum(dataset_key(p.dataset) == ds for p in repeats)
             same = ", ".join(p.same_as for p in repeats if dataset_key(p.dataset) == ds)
-            notes[ds, False].append(f"{n} published row(s) hidden that repeat another table's row ({same}); "
+            notes[ds, False, ""].append(f"{n} published row(s) hidden that repeat another table's row ({same}); "
                                     f"--all shows them")
     if other_boards or dataset is not None or not focus:
         return build_leaderboards(results, pubs, dataset=dataset, notes=notes, ci=ci)
     protocols = defaultdict(set)
     for r in results:
         protocols[board_key(r)].add(_protocol_name(r.protocol))
-    near = [p for p in pubs if (dataset_key(p.dataset), False) in focus
-            and _protocol_name(p.protocol) in protocols[dataset_key(p.dataset), False]]
+    def key(p) -> tuple[str, bool, str]:   # a published row's board (its numbers are on real data)
+        return dataset_key(p.dataset), False, dataset_key(p.source_dataset)
+
+    near = [p for p in pubs if key(p) in focus and _protocol_name(p.protocol) in protocols[key(p)]]
     boards = build_leaderboards(results, near, notes={k: v for k, v in notes.items() if k in focus}, ci=ci)
     left_out = sorted({dataset_key(p.dataset) for p in pubs} - {b.dataset for b in boards if not b.synthetic})
     if left_out and boards:

@@ -170,6 +170,12 @@ def _n_subjects(folds: Sequence[FoldCounts]) -> int:
     return len({s for f in folds for s in f.subjects.tolist()})
 
 
+def _group_sizes(folds: Sequence[FoldCounts]) -> list[int]:
+    """Subjects per distinct group of test subjects: folds tested on the same people (source
+    folds scored on one target) are one group, as they share each draw."""
+    return list({tuple(f.subjects.tolist()): len(f.subjects) for f in folds}.values())
+
+
 def bootstrap(folds: Sequence[FoldCounts], aus: Sequence[int], *, n_boot: int = N_BOOT, seed: int = 0,
               level: float = LEVEL) -> Bootstrap:
     """Widened percentile bootstrap over test subjects (stratified by fold) of per-AU and mean F1.
@@ -179,7 +185,7 @@ def bootstrap(folds: Sequence[FoldCounts], aus: Sequence[int], *, n_boot: int = 
     weights = _subject_draws(np.random.default_rng(seed), n_boot)   # folds on the same subjects share draws
     draws = np.stack([_fold_f1(f.counts, weights(f)) for f in folds])                    # [K, B, A]
     point = np.stack([_fold_f1(f.counts, np.ones((1, len(f.subjects))))[0] for f in folds])         # [K, A]
-    scale = widening([len(f.subjects) for f in folds], level)
+    scale = widening(_group_sizes(folds), level)
     per_au_draws, per_au_point = _nanmean(draws, 0), _nanmean(point, 0)
     per_au = [Interval(float(per_au_point[a]), *_widened(per_au_draws[:, a], float(per_au_point[a]), scale, level))
               for a in range(len(aus))]
@@ -221,7 +227,7 @@ def paired_bootstrap(a: Sequence[FoldCounts], b: Sequence[FoldCounts], *, n_boot
         point_a.append(float(_nanmean(_fold_f1(fa.counts, one), 1)[0]))
         point_b.append(float(_nanmean(_fold_f1(fb.counts, one), 1)[0]))
     est = float(np.mean(point_a) - np.mean(point_b))
-    scale = widening([len(f.subjects) for f in a], level)
+    scale = widening(_group_sizes(a), level)
     d = est + scale * (_nanmean(np.stack(diffs), 0) - est)     # the widened draws of the difference
     d = d[~np.isnan(d)]
     lo, hi = np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2])
