@@ -78,13 +78,24 @@ def result(fold, **kw) -> ResultRow:
     ({"threshold": "val", "pretrained": "/w/resnet18.tv_in1k.pth"}, False, "Vvi"),
     ({"label_noise": 0.4, "label_noise_kind": "missed"}, True, "V5r S m0.4"),
     ({"label_noise": 0.2}, False, "V5r n0.2"),
-    ({"weights": "resnet50.tv_in1k", "target": "disfa"}, False, "V5i >disfa"),
+    ({"weights": "resnet50.tv_in1k"}, False, "V5i"),
 ])
 def test_measured_rows_say_threshold_init_selection_synthetic_noise_and_target(config, synthetic, code):
     [m] = lb.aggregate([result(k, config=config, synthetic=synthetic) for k in (1, 2, 3)])
     assert m.how == code
     assert m.provenance["selection"] == "validation"
     assert m.recipe["label_noise"] == config.get("label_noise", 0.0)
+
+
+def test_a_cross_dataset_row_names_its_target_and_its_recorded_weights():
+    """A row trained on BP4D and scored on DISFA (bench --test-data) is marked >disfa; the init
+    is the tag the run resolved (`provenance.weights`), not what was asked ("published")."""
+    weights = {"spec": "published", "kind": "tag", "tag": "resnet18.tv_in1k", "path": "/cache/x", "sha256": "0"}
+    rows = [result(k, dataset="disfa", source_dataset="bp4d", source_store_checksum="s", test_split="all",
+                   aus=[1, 2, 4, 6, 12], f1=[0.4] * 5, accuracy=[0.7] * 5, config={"pretrained": "published"},
+                   provenance={"weights": weights}) for k in (1, 2, 3)]
+    [m] = lb.aggregate(rows)
+    assert m.how == "V5i >disfa" and m.provenance["init"] == "resnet18.tv_in1k"
 
 
 def test_tuned_and_fixed_thresholds_are_two_rows_told_apart():

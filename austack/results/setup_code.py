@@ -20,11 +20,17 @@ _SELECTION = {"val": "validation", "test": "test"}
 _THRESHOLD = {"0.5": "fixed 0.5", "val": "tuned on validation"}
 # Config keys that may name the starting weights, most specific first (a tag before a file).
 _INIT_KEYS = ("weights", "pretrained_tag", "init", "pretrained")
-_TARGET_KEYS = ("target_dataset", "target")
 
 
 def init_of(row: ResultRow) -> str:
-    """The starting weights: a timm tag or weight file's name from the row's config, else 'random'."""
+    """The starting weights: the resolved timm tag or file the run recorded (`provenance.weights`),
+    else a tag or weight file's name from the row's config, else 'random'."""
+    weights = (row.provenance or {}).get("weights")
+    if isinstance(weights, dict) and weights.get("kind"):
+        if weights["kind"] == "none":
+            return "random"
+        value = weights.get("tag") or weights.get("path") or ""
+        return os.path.basename(value) if os.sep in value else value
     config = row.config or {}
     for key in _INIT_KEYS:
         value = config.get(key)
@@ -34,14 +40,8 @@ def init_of(row: ResultRow) -> str:
 
 
 def target_of(row: ResultRow) -> str | None:
-    """The dataset a cross-dataset row was scored on, when it is not the one it trained on."""
-    for key in _TARGET_KEYS:
-        value = getattr(row, key, None) or (row.config or {}).get(key) or (row.provenance or {}).get(key)
-        if isinstance(value, dict):
-            value = value.get("dataset")
-        if value and str(value).lower() != str(row.dataset).lower():
-            return str(value)
-    return None
+    """The dataset a cross-dataset row was scored on (its `dataset`; `source_dataset` trained)."""
+    return row.dataset if row.cross else None
 
 
 def training_noise(row: ResultRow) -> float:
