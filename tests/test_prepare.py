@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from austack.errors import StoreError, StoreExistsError
-from austack.executors import InlineExecutor, ordered_map
+from austack.prepare.executors import InlineExecutor, ordered_map
 from austack.prepare import prepare
 from austack.store import open_store, partial_path, verify
 

@@ -150,7 +150,7 @@ def test_prepare_runs_opencv_on_one_thread_and_gives_it_back(fake_raw, tmp_path,
         seen.append(cv2.getNumThreads())
         return real_warp(*a, **k)
 
-    monkeypatch.setattr("austack.prepare_chunk.warp", spy)
+    monkeypatch.setattr("austack.prepare.cpu.warp", spy)
     before = cv2.getNumThreads()
     cv2.setNumThreads(2)
     try:

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .align import BORDER, at_scale, transform_points
-from .errors import ConfigError
-from .store import ORIGIN, encode_image
+from ..align import BORDER, at_scale, transform_points
+from ..errors import ConfigError
+from ..store import ORIGIN, encode_image
 
 if TYPE_CHECKING:
     import torch
 
-    from .prepare_chunk import ChunkResult, Job
+    from .cpu import ChunkResult, Job
 
 BATCH = 32          # frames decoded and warped at once: ~1.4 GB of float32 at BP4D's size
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -118,7 +118,7 @@ def _inside_weight(coord: "torch.Tensor", n: int) -> "torch.Tensor":
 def _plans(job: "Job") -> tuple[list, list[int]] | None:
     """Each frame's (49 points, matrix) and the scale the CPU path decodes it at, or None
     when the chunk is not for this path."""
-    from .prepare_chunk import _frame_plans
+    from .cpu import _frame_plans
 
     if job.landmarks == "dlib":
         return None
@@ -142,7 +142,7 @@ def _read_all(job: "Job") -> list | None:
     orientation (OpenCV turns such a frame, nvJPEG would not)."""
     import torch
 
-    from .datasets.pixels import exif_turned, jpeg_complete
+    from ..datasets.pixels import exif_turned, jpeg_complete
 
     try:
         files = [_read(f.source.path) for f in job.frames]
@@ -185,7 +185,7 @@ def _aligned(job: "Job", files: list, matrices: np.ndarray, scales: list[int]) -
 
 def process_chunk_gpu(job: "Job") -> "ChunkResult | None":
     """The chunk on `job.device`, or None when it must take the CPU path."""
-    from .prepare_chunk import ChunkResult, _rows
+    from .cpu import ChunkResult, _rows
 
     t0 = time.perf_counter()
     planned = _plans(job)

@@ -22,17 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .align import alignment_params
-from .datasets.base import AnomalyReport, SessionRef, create_reader
-from .errors import AustackError, ConfigError, StoreMismatchError
+from ..align import alignment_params
+from ..datasets.base import AnomalyReport, SessionRef, create_reader
+from ..errors import AustackError, ConfigError, StoreMismatchError
 from .executors import WorkerLostError, local_executor, ordered_map
-from .prepare_chunk import Job, one_cv2_thread, process_chunk
-from .prepare_gpu import check_device, pixel_decoder
-from .prepare_shards import SHARD_SESSIONS, ShardOptions, run_sharded
-from .prepare_steps import PrepareReport, Progress, Step, StepWriter, file_sha256, job_maker, session_steps
-from .protocols import load_protocol
-from .store import ORIGIN, StoreSettings, StoreWriter
-from .store._provenance import synth_provenance
+from .cpu import Job, one_cv2_thread, process_chunk
+from .gpu import check_device, pixel_decoder
+from .shards import SHARD_SESSIONS, ShardOptions, run_sharded
+from .steps import PrepareReport, Progress, Step, StepWriter, file_sha256, job_maker, session_steps
+from ..protocols import load_protocol
+from ..store import ORIGIN, StoreSettings, StoreWriter
+from ..store._provenance import synth_provenance
 
 LANDMARK_MODES = ("auto", "shipped", "dlib")
 CHUNK_FRAMES = 256
@@ -222,7 +222,7 @@ def _partial_exists(final: Path) -> bool:
 
 def _already_complete(final: Path, settings: StoreSettings, report: PrepareReport, t0: float) -> PrepareReport:
     """`--resume` on a finished store: nothing to do if it was made with the same settings."""
-    from .store import open_store
+    from ..store import open_store
 
     with open_store(final) as s:
         diffs = s.settings.differences(settings)
@@ -236,5 +236,3 @@ def _already_complete(final: Path, settings: StoreSettings, report: PrepareRepor
     report.seconds = time.perf_counter() - t0
     return report
 
-
-__all__ = ["prepare", "make_plan", "PrepareReport", "file_sha256", "SHARD_SESSIONS", "LANDMARK_MODES", "CHUNK_FRAMES", "process_chunk", "Job"]

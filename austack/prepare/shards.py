@@ -29,15 +29,15 @@ from typing import Callable, Iterator
 
 import h5py
 
-from .datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef
-from .errors import AustackError, StoreError, StoreExistsError
+from ..datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef
+from ..errors import AustackError, StoreError, StoreExistsError
 from .executors import WorkerLostError, ordered_map
-from .prepare_chunk import Job, job_key, process_chunk
-from .prepare_steps import PrepareReport, Progress, StepWriter, job_maker, session_steps
-from .store import StoreSettings, StoreWriter
-from .store._parts import write_error
-from .store._provenance import root_attrs
-from .store._shards import assemble_shards, write_virtual
+from .cpu import Job, job_key, process_chunk
+from .steps import PrepareReport, Progress, StepWriter, job_maker, session_steps
+from ..store import StoreSettings, StoreWriter
+from ..store._parts import write_error
+from ..store._provenance import root_attrs
+from ..store._shards import assemble_shards, write_virtual
 
 SHARD_SESSIONS = 4          # sessions per shard by default
 SHARDS_SUFFIX = ".shards"
@@ -198,7 +198,7 @@ def _prepared(final: Path, folder: Path, settings: StoreSettings, opts: ShardOpt
                                "or --force to start over", path=folder)
     if not (opts.resume and final.exists()) or (folder.exists() and not opts.virtual):
         return False       # a copied store whose folder is still there: assemble again, then tidy
-    from .store import open_store
+    from ..store import open_store
 
     try:
         with open_store(final) as s:

@@ -19,12 +19,12 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .align import (BORDER, align_frame, at_scale, decode_scale, last_row, similarity_49, to_49,
+from ..align import (BORDER, align_frame, at_scale, decode_scale, last_row, similarity_49, to_49,
                     transform_points, warp)
-from .datasets.base import FrameRecord
-from .datasets.pixels import group_frame_errors
-from .errors import ConfigError
-from .store import ORIGIN, FrameRows, encode_image
+from ..datasets.base import FrameRecord
+from ..datasets.pixels import group_frame_errors
+from ..errors import ConfigError
+from ..store import ORIGIN, FrameRows, encode_image
 
 KEY_VERSION = 2  # bump when process_chunk would write other bytes for the same job
 
@@ -118,7 +118,7 @@ def process_chunk(job: Job) -> ChunkResult:
     down to the last row it reads (`align.last_row`; the same pixels as a whole decode), warped
     in OpenCV's BGR order into one reused array and encoded from it."""
     if job.device is not None:
-        from .prepare_gpu import process_chunk_gpu
+        from .gpu import process_chunk_gpu
 
         result = process_chunk_gpu(job)
         if result is not None:
@@ -127,7 +127,7 @@ def process_chunk(job: Job) -> ChunkResult:
 
 
 def _process_chunk(job: Job) -> ChunkResult:
-    from .datasets.pixels import decode_frames
+    from ..datasets.pixels import decode_frames
 
     t0 = time.perf_counter()
     n, tracker = len(job.frames), None
@@ -167,7 +167,7 @@ def _process_chunk(job: Job) -> ChunkResult:
 
 
 def _tracker(job: Job):
-    from .landmarks import LandmarkTracker
+    from ..landmarks import LandmarkTracker
 
     return LandmarkTracker(detect_max_side=job.detect_max_side)
 
@@ -187,7 +187,7 @@ def job_key(job: Job) -> str:
     settings = [KEY_VERSION, job.landmarks, job.size, job.box_enlarge, job.encoding, job.quality,
                 job.with_intensities, job.n_au, job.detect_max_side]
     if job.device is not None:   # the device's kind, not its number: cuda:0 and cuda:1 agree
-        from .prepare_gpu import pixel_decoder
+        from .gpu import pixel_decoder
 
         settings.append(pixel_decoder(job.device))
     h.update(json.dumps(settings).encode())

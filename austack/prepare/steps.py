@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef
-from .prepare_chunk import ChunkResult, Job, job_key
-from .store import StoreWriter
+from ..datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef
+from .cpu import ChunkResult, Job, job_key
+from ..store import StoreWriter
 
 NO_FACE_LISTED = 20  # frame numbers spelled out per session in a no_face anomaly
 

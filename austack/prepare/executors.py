@@ -16,7 +16,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from .errors import AustackError
+from ..errors import AustackError
 
 T = TypeVar("T")
 R = TypeVar("R")
