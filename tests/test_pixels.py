@@ -301,7 +301,7 @@ def test_cut_survives_damaged_headers(tmp_path):
 def test_a_truncated_video_is_one_grouped_anomaly_in_a_prepared_chunk(video, tmp_path):
     """prepare reports a cut video once per cause, with the count, not once per frame."""
     from austack.datasets.base import FrameRecord
-    from austack.prepare.cpu import Job, process_chunk
+    from austack.prepare import Job, process_chunk
 
     cut = tmp_path / "cut.avi"
     data = video.read_bytes()

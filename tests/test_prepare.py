@@ -97,7 +97,7 @@ def test_workers_and_encodings_write_the_same_store(raw, clean, tmp_path):
     prepare("test-fake", raw[0], tmp_path / "w2.h5", landmarks="shipped", workers=2)
     assert_same(columns(clean[0]), columns(tmp_path / "w2.h5"))
     assert filecmp.cmp(clean[0], tmp_path / "w2.h5", shallow=False)   # the very bytes
-    prepare("test-fake", raw[0], tmp_path / "raw.h5", landmarks="shipped", store="raw")
+    prepare("test-fake", raw[0], tmp_path / "raw.h5", landmarks="shipped", encoding="raw")
     with open_store(tmp_path / "raw.h5") as r, open_store(clean[0]) as j:
         assert r.attrs["image_encoding"] == "raw"
         diff = np.abs(r.image(3).astype(int) - j.image(3).astype(int)).mean()

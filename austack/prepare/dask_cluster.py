@@ -78,7 +78,7 @@ def warm_worker() -> None:
     spawn, they do not fork, so OpenCV's thread pool is the worker's own to reconfigure.)"""
     import cv2
 
-    import austack.prepare.cpu  # noqa: F401
+    import austack.prepare.chunk  # noqa: F401
 
     cv2.setNumThreads(1)
 

@@ -26,23 +26,13 @@ import numpy as np
 from ..align import BORDER, at_scale, transform_points
 from ..errors import ConfigError
 from ..store import ORIGIN, encode_image
+from .job import ChunkResult, Job, chunk_rows, frame_plans
 
 if TYPE_CHECKING:
     import torch
 
-    from .cpu import ChunkResult, Job
-
 BATCH = 32          # frames decoded and warped at once: ~1.4 GB of float32 at BP4D's size
 JPEG_SUFFIXES = (".jpg", ".jpeg")
-
-
-def pixel_decoder(device: str | None) -> str:
-    """The name a store records for the pixels of `device` ("opencv" for the CPU path)."""
-    if device is None:
-        return "opencv"
-    import torch
-
-    return f"torchvision-{torch.device(device).type}"
 
 
 def check_device(device: str) -> None:
@@ -115,16 +105,14 @@ def _inside_weight(coord: "torch.Tensor", n: int) -> "torch.Tensor":
     return (1 - frac) * ((lo >= 0) & (lo <= n - 1)) + frac * ((lo + 1 >= 0) & (lo + 1 <= n - 1))
 
 
-def _plans(job: "Job") -> tuple[list, list[int]] | None:
+def _plans(job: Job) -> tuple[list, list[int]] | None:
     """Each frame's (49 points, matrix) and the scale the CPU path decodes it at, or None
     when the chunk is not for this path."""
-    from .cpu import _frame_plans
-
     if job.landmarks == "dlib":
         return None
     if not all(f.source.kind == "image" and f.source.path.lower().endswith(JPEG_SUFFIXES) for f in job.frames):
         return None
-    plans, scales, _ = _frame_plans(job)
+    plans, scales, _ = frame_plans(job)
     return (plans, scales) if all(isinstance(p, tuple) for p in plans) else None
 
 
@@ -136,7 +124,7 @@ def _read(path: str) -> bytearray:
     return data if n == len(data) else data[:n]
 
 
-def _read_all(job: "Job") -> list | None:
+def _read_all(job: Job) -> list | None:
     """Each frame's file bytes as a tensor; None when one does not read, is cut short (the
     CPU path reports it; a decoder would fill it with grey), or is turned by its EXIF
     orientation (OpenCV turns such a frame, nvJPEG would not)."""
@@ -153,7 +141,7 @@ def _read_all(job: "Job") -> list | None:
     return [torch.frombuffer(b, dtype=torch.uint8) for b in files]
 
 
-def _aligned(job: "Job", files: list, matrices: np.ndarray, scales: list[int]) -> np.ndarray | None:
+def _aligned(job: Job, files: list, matrices: np.ndarray, scales: list[int]) -> np.ndarray | None:
     """(n, size, size, 3) RGB uint8 faces on the host, or None if a file does not decode.
 
     Each frame is first averaged over r x r blocks, r its entry in `scales` (the scale the
@@ -183,10 +171,8 @@ def _aligned(job: "Job", files: list, matrices: np.ndarray, scales: list[int]) -
     return out
 
 
-def process_chunk_gpu(job: "Job") -> "ChunkResult | None":
+def process_chunk_gpu(job: Job) -> ChunkResult | None:
     """The chunk on `job.device`, or None when it must take the CPU path."""
-    from .cpu import ChunkResult, _rows
-
     t0 = time.perf_counter()
     planned = _plans(job)
     files = _read_all(job) if planned is not None else None
@@ -201,5 +187,5 @@ def process_chunk_gpu(job: "Job") -> "ChunkResult | None":
     points = np.stack([transform_points(p, m) for p, m in plans]).astype(np.float32)
     images = [encode_image(face, job.encoding, job.quality) for face in faces]
     face, origin = np.ones(n, np.uint8), np.full(n, ORIGIN["shipped"], np.uint8)
-    return ChunkResult(_rows(job, images, points, matrices.astype(np.float32), face, origin, []), [],
+    return ChunkResult(chunk_rows(job, images, points, matrices.astype(np.float32), face, origin, []), [],
                        time.perf_counter() - t0)

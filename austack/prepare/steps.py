@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef
-from .cpu import ChunkResult, Job, job_key
+from .job import ChunkResult, Job, job_key
 from ..store import StoreWriter
 
 NO_FACE_LISTED = 20  # frame numbers spelled out per session in a no_face anomaly
