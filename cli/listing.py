@@ -26,7 +26,7 @@ def _layouts(pattern):
 
 def _recipes(pattern):
     import fnmatch
-    from austack.engine.recipes import list_recipes
+    from austack.runs.recipes import list_recipes
     return [n for n in list_recipes() if fnmatch.fnmatchcase(n, pattern)]
 
 

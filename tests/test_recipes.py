@@ -8,7 +8,7 @@ from rich.console import Console
 
 from austack.cli.main import cli
 from austack.engine import BenchConfig, run_bench
-from austack.engine.recipes import list_recipes, load_recipe
+from austack.runs.recipes import list_recipes, load_recipe
 from austack.results.db import ResultsDB
 
 SMALL = dict(backbone="test_tiny", folds=(1,), epochs=1, linear_epochs=1, batch_size=8, image_size=40,

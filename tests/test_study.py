@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from austack.cli.main import cli
-from austack.engine.config import BenchConfig
+from austack.runs.config import BenchConfig
 from austack.engine.context import add_label_noise
 from austack.engine.seeds import seed_for
 from austack.errors import ConfigError

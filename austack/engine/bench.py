@@ -26,14 +26,14 @@ from ..errors import AustackError
 from ..fileio import remove_stale_temps
 from ..results.schema import ResultRow
 from . import ddp
-from .config import BenchConfig
+from ..runs.config import BenchConfig
 from .context import Fold, RunContext, build_fold
 from .events import BenchEvent, Progress
 from .fit import FitStats, fit
 from .preflight import open_run
 from .provenance import device_name, peak_memory_mb
 from .regimes import Selection, regime_for
-from .rundir import DETECTOR_NAME, save_predictions, write_config, write_epochs_csv
+from ..runs.rundir import DETECTOR_NAME, save_predictions, write_config, write_epochs_csv
 from .train import predict
 
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from ..errors import ConfigError
 from ..protocols import Protocol, load_protocol
 from . import ddp
-from .config import BenchConfig
+from ..runs.config import BenchConfig
 from .seeds import seed_everything, seed_for
 
 

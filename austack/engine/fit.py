@@ -14,7 +14,7 @@ from .checkpoint import load_for_resume, restore, save_checkpoint
 from .context import Fold, RunContext
 from .events import BenchEvent
 from .regimes import Regime
-from .rundir import write_epochs_csv
+from ..runs.rundir import write_epochs_csv
 from .seeds import seed_everything, seed_for
 from .train import StepInfo, train_one_epoch
 

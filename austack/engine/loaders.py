@@ -5,7 +5,7 @@ from typing import Any
 
 from ..data import make_loader
 from . import ddp
-from .config import BenchConfig
+from ..runs.config import BenchConfig
 from .seeds import seed_for
 
 

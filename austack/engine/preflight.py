@@ -17,7 +17,7 @@ from rich.console import Console
 from ..errors import ConfigError
 from ..fileio import sha256_file
 from . import ddp
-from .config import BenchConfig
+from ..runs.config import BenchConfig
 from .context import RunContext, config_hash, read_store_info, resolve_device, resolve_protocol
 from .events import Progress
 from .provenance import provenance

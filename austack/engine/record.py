@@ -17,7 +17,7 @@ from ..errors import ConfigError, ResultsError
 from ..results.schema import ResultRow
 from . import ddp
 from .bench import print_run, run_fold_safely
-from .config import BenchConfig
+from ..runs.config import BenchConfig
 from .events import Progress
 from .preflight import open_run
 

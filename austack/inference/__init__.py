@@ -5,7 +5,7 @@ alignment) -> batches -> the detector -> rows (CSV + sidecar JSON, or `Predictio
 """
 from .api import (Predictions, face_finder, predict_arrays, predict_images, predict_paths,
                   predict_to_csv, predict_video)
-from .locate import locate_detector
+from ..runs.locate import locate_detector
 from .output import columns, sidecar_path
 
 __all__ = ["Predictions", "columns", "face_finder", "locate_detector", "predict_arrays",

@@ -134,7 +134,7 @@ def dataset_key(name: str) -> str:
 def _unhashed() -> frozenset[str]:
     """Config keys that cannot change a number: BenchConfig's unhashed fields, plus names
     that older configs used for the same things."""
-    from ..engine.config import BenchConfig
+    from ..runs.config import BenchConfig
 
     own = {f.name for f in fields(BenchConfig) if not f.metadata.get("hashed", True)}
     return frozenset(own | {"data", "store", "fold", "folds", "seed", "device", "workers", "out_dir", "db",

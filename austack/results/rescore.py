@@ -48,7 +48,7 @@ def _fold_dirs(run_dir: Path) -> list[Path]:
 
 def rescore(run_dir: str | Path, *, n_boot: int = N_BOOT, seed: int = 0) -> Rescore:
     """Recompute every fold's test F1 from its stored predictions and the thresholds it applied."""
-    from ..engine.rundir import load_predictions
+    from ..runs.rundir import load_predictions
     from ..metrics import evaluate
 
     folds = []

@@ -116,7 +116,7 @@ def pr_figure(fold_predictions: dict[int, dict], path: str | Path, *, title: str
 
 def fold_predictions(run_dir: str | Path) -> tuple[dict[int, dict], str]:
     """({fold: predictions.npz arrays}, the run's name) of a run dir or one fold's dir."""
-    from ..engine.rundir import PREDICTIONS_NAME, load_predictions
+    from ..runs.rundir import PREDICTIONS_NAME, load_predictions
 
     path = Path(run_dir).expanduser().resolve()
     dirs = [path] if (path / PREDICTIONS_NAME).is_file() else sorted(p.parent for p in path.glob(f"fold*/{PREDICTIONS_NAME}"))

@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from ..engine.rundir import DETECTOR_NAME
+from .rundir import DETECTOR_NAME
 from ..errors import ConfigError
 
 
