@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from ..protocols import Protocol, load_protocol
 from . import ddp
 from ..runs.config import BenchConfig
+from ..runs.rundir import fold_dir
 from .seeds import seed_everything, seed_for
 
 
@@ -84,7 +85,7 @@ class RunContext:
         safe = lambda s: "".join(c if c.isalnum() or c in "._+-" else "_" for c in s)
         c = self.cfg
         name = f"{safe(self.store.dataset)}-{safe(c.backbone)}-{safe(c.loss)}-{self.config_hash}-seed{c.seed}"
-        return Path(c.out_dir).expanduser().resolve() / name / f"fold{fold}"
+        return fold_dir(Path(c.out_dir).expanduser().resolve() / name, fold)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:

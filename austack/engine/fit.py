@@ -14,7 +14,7 @@ from .checkpoint import load_for_resume, restore, save_checkpoint
 from .context import Fold, RunContext
 from .events import BenchEvent
 from .regimes import Regime
-from ..runs.rundir import write_epochs_csv
+from ..runs.rundir import CHECKPOINT_NAME, write_epochs_csv
 from .seeds import seed_everything, seed_for
 from .train import StepInfo, train_one_epoch
 
@@ -72,7 +72,7 @@ def _resume(run: RunContext, fold: Fold, regime: Regime) -> int:
     restore(state, model=fold.encoder, optimizer=fold.optimizer, scheduler=fold.scheduler)
     fold.history[:] = state["history"]
     regime.load_state(state["regime"])
-    run.console.print(f"fold {fold.k}: resuming from {fold.run_dir / 'last.pt'} after epoch {state['epoch'] + 1}")
+    run.console.print(f"fold {fold.k}: resuming from {fold.run_dir / CHECKPOINT_NAME} after epoch {state['epoch'] + 1}")
     return state["epoch"] + 1
 
 
