@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from austack.align import similarity_49, to_49, warp
+from austack.faces.align import similarity_49, to_49, warp
 from austack.datasets.base import AnomalyReport
 from austack.prepare import make_plan, prepare
 

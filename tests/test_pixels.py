@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from austack.datasets.base import PixelSource
-from austack.datasets.pixels import FrameError, decode_frames, group_frame_errors, iter_frames, video_frame_count
+from austack.faces.decode import FrameError, decode_frames, group_frame_errors, iter_frames, video_frame_count
 from austack.errors import ConfigError, RawDataError
 from austack.synth.layouts.disfa import write_video
 
@@ -320,7 +320,7 @@ def test_fuzzed_exif_blocks_never_crash_the_header_scan(tmp_path):
     from `exif_turned`, and a cut decode is then a frame or a FrameError, never a crash."""
     from PIL import Image
 
-    from austack.datasets.pixels import exif_turned
+    from austack.faces.decode import exif_turned
 
     exif = Image.Exif()
     exif[0x0112], exif[0x010F] = 6, "camera"

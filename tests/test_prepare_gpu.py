@@ -17,7 +17,7 @@ pytest.importorskip("torchvision")
 
 from click.testing import CliRunner  # noqa: E402
 
-from austack.align import warp  # noqa: E402
+from austack.faces.align import warp  # noqa: E402
 from austack.cli.main import cli  # noqa: E402
 from austack.errors import ConfigError, StoreMismatchError  # noqa: E402
 from austack.prepare import Job, prepare, process_chunk  # noqa: E402

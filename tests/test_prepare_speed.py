@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from austack.align import (BORDER, align_face_49, at_scale, decode_scale, landmarks_68_to_49, last_row,
+from austack.faces.align import (BORDER, align_face_49, at_scale, decode_scale, landmarks_68_to_49, last_row,
                            similarity_49, transform_points, warp)
 from austack.datasets.base import FrameRecord, PixelSource
-from austack.datasets.pixels import decode_frames
+from austack.faces.decode import decode_frames
 from austack.prepare import Job, process_chunk
 from austack.store import decode_image
 

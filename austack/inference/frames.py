@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..datasets.base import AnomalyReport, PixelSource
-from ..datasets.pixels import _VideoCursor, group_frame_errors, iter_frames, video_frame_count
+from ..faces.decode import _VideoCursor, group_frame_errors, iter_frames, video_frame_count
 from ..errors import AustackError
 from .inputs import Input
 

@@ -7,8 +7,8 @@ import time
 import cv2
 import numpy as np
 
-from ..align import BORDER, align_frame, at_scale, transform_points, warp
-from ..datasets.pixels import group_frame_errors
+from ..faces.align import BORDER, align_frame, at_scale, transform_points, warp
+from ..faces.decode import group_frame_errors
 from ..store import ORIGIN, encode_image
 from .job import ChunkResult, Job, chunk_rows, frame_plans
 
@@ -20,7 +20,7 @@ def process_chunk_cpu(job: Job) -> ChunkResult:
     each is decoded only as large as the aligned face needs (`align.decode_scale`) and only
     down to the last row it reads (`align.last_row`; the same pixels as a whole decode), warped
     in OpenCV's BGR order into one reused array and encoded from it."""
-    from ..datasets.pixels import decode_frames
+    from ..faces.decode import decode_frames
 
     t0 = time.perf_counter()
     n, tracker = len(job.frames), None
@@ -60,6 +60,6 @@ def process_chunk_cpu(job: Job) -> ChunkResult:
 
 
 def _tracker(job: Job):
-    from ..landmarks import LandmarkTracker
+    from ..faces.landmarks import LandmarkTracker
 
     return LandmarkTracker(detect_max_side=job.detect_max_side)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..align import BORDER, at_scale, transform_points
+from ..faces.align import BORDER, at_scale, transform_points
 from ..errors import ConfigError
 from ..store import ORIGIN, encode_image
 from .job import ChunkResult, Job, chunk_rows, frame_plans
@@ -130,7 +130,7 @@ def _read_all(job: Job) -> list | None:
     orientation (OpenCV turns such a frame, nvJPEG would not)."""
     import torch
 
-    from ..datasets.pixels import exif_turned, jpeg_complete
+    from ..faces.decode import exif_turned, jpeg_complete
 
     try:
         files = [_read(f.source.path) for f in job.frames]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..align import decode_scale, last_row, similarity_49, to_49
+from ..faces.align import decode_scale, last_row, similarity_49, to_49
 from ..datasets.base import FrameRecord
 from ..errors import ConfigError
 from ..store import FrameRows

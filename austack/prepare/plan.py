@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..align import alignment_params
+from ..faces.align import alignment_params
 from ..datasets.base import AnomalyReport, SessionRef, create_reader
 from ..protocols import load_protocol
 from ..store import StoreSettings
