@@ -4,7 +4,7 @@ Synthetic BP4D is made once without noise and prepared once. Each (kind, level, 
 trains on training and validation labels with `level` of them flipped (`BenchConfig
 .label_noise`, seeded by seed, fold and split), on every fold, through `run_and_record`; every
 test split is scored against the clean labels (the answer) and, reported separately, against
-test labels flipped the same way with a recorded seed (`noisy_test`).
+test labels flipped the same way with a recorded seed (`noisy_scoring`).
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from ..results.rescore import interval_for_rows
 from .noise import NoiseStudy
-from .noisy_test import flip_seed, noisy_interval
+from .noisy_scoring import flip_seed, noisy_interval
 from .plots import noise_figure
 from .report import markdown_table, write_csv, write_readme
 
