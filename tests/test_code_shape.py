@@ -18,7 +18,7 @@ MAX_LINES = 80
 # package `austack/__init__.py` is the public face and is left out.
 LAYERS = (
     ("errors",),
-    ("_resources", "registry", "fileio", "settings", "labels", "facs", "records", "transfer", "tables",
+    ("_resources", "registry", "fileio", "settings", "labels", "facs", "records", "transfer", "tables", "devices",
      "metrics", "progress"),
     ("protocols", "faces", "runs", "losses"),
     ("datasets", "published", "cite"),

@@ -27,8 +27,8 @@ from ..fileio import remove_stale_temps
 from ..results.schema import ResultRow
 from . import ddp
 from ..runs.config import BenchConfig
-from .context import Fold, RunContext, build_fold
-from .events import BenchEvent, Progress
+from .context import Fold, RunContext, build_fold, eval_preprocess
+from .events import BenchEvent, BenchListener
 from .fit import FitStats, fit
 from .preflight import open_run
 from .provenance import device_name, peak_memory_mb
@@ -38,7 +38,7 @@ from .train import predict
 
 
 def run_bench(cfg: BenchConfig, *, console: Console | None = None,
-              progress: Progress | None = None) -> list[ResultRow]:
+              progress: BenchListener | None = None) -> list[ResultRow]:
     """Run `cfg` on each of its folds (all folds of the protocol when `cfg.folds` is empty).
 
     Returns one ResultRow per fold, in fold order; a failed fold is a `status="error"` row.
@@ -90,14 +90,14 @@ def run_fold(run: RunContext, k: int, t0: float) -> ResultRow:
 def make_detector(run: RunContext, fold: Fold, selection: Selection):
     from ..models.detector import Detector
 
-    c, cfg = fold.encoder.config, run.cfg
+    cfg = run.cfg
     info = {"dataset": run.store.dataset, "protocol": run.protocol.id, "protocol_hash": run.protocol.hash,
             "store_identity": run.store.identity, "synthetic": run.store.synthetic, "fold": fold.k,
             "config_hash": run.config_hash, "loss": cfg.loss, "regime": fold.loss_fn.regime,
             "best_epoch": selection.best_epoch, "val_f1_mean": selection.val_f1_mean,
             "alignment": run.store.alignment, "threshold_policy": cfg.threshold}
-    preprocess = {"resize": run.resize, "crop": cfg.image_size, "mean": list(c.mean), "std": list(c.std)}
-    return Detector(fold.encoder, selection.heads, aus=run.aus, preprocess=preprocess, info=info).to(run.device)
+    return Detector(fold.encoder, selection.heads, aus=run.aus, preprocess=eval_preprocess(run, fold.encoder),
+                    info=info).to(run.device)
 
 
 def choose(run: RunContext, val: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[float]:

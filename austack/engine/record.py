@@ -18,7 +18,7 @@ from ..results.schema import ResultRow
 from . import ddp
 from .bench import print_run, run_fold_safely
 from ..runs.config import BenchConfig
-from .events import Progress
+from .events import BenchListener
 from .preflight import open_run
 
 
@@ -42,7 +42,7 @@ class BenchOutcome:
 
 
 def run_and_record(cfg: BenchConfig, *, console: Console | None = None,
-                   progress: Progress | None = None) -> BenchOutcome:
+                   progress: BenchListener | None = None) -> BenchOutcome:
     run = open_run(cfg, console, progress)
     main = ddp.current().is_main
     db = _open_db(run.cfg.db) if main else None

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..faces.align import BORDER, at_scale, transform_points
+from ..devices import resolve_device
 from ..errors import ConfigError
 from ..store import ORIGIN, encode_image
 from .job import ChunkResult, Job, chunk_rows, frame_plans
@@ -38,18 +39,10 @@ JPEG_SUFFIXES = (".jpg", ".jpeg")
 def check_device(device: str) -> None:
     """A clear error for a device this machine cannot use, before any work."""
     try:
-        import torch
         _decoder()
     except ImportError as e:
         raise ConfigError(f"--device {device} needs torch and torchvision's decode_jpeg ({e})") from None
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"--device {device!r} is not a torch device (try cuda or cuda:1)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA device is visible here")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    resolve_device(device, kinds=None, auto=False, select=False)
 
 
 def _decoder():

@@ -31,7 +31,8 @@ from .job import Job
 from .options import PrepareOptions
 from .plan import Plan, make_plan
 from .shards import run_sharded
-from .steps import PrepareReport, Progress, Step, StepWriter, job_maker, session_steps
+from ..progress import Progress
+from .steps import PrepareReport, Step, StepWriter, job_maker, session_steps
 
 
 def prepare(dataset: str, raw_dir: str | os.PathLike, out: str | os.PathLike, options: PrepareOptions | None = None,

@@ -38,7 +38,8 @@ from .chunk import process_chunk
 from .executors import Pool, WorkerLostError, ordered_map
 from .job import Job, job_key
 from .options import PrepareOptions
-from .steps import PrepareReport, Progress, StepWriter, job_maker, session_steps
+from ..progress import Progress
+from .steps import PrepareReport, StepWriter, job_maker, session_steps
 
 SHARDS_SUFFIX = ".shards"
 KEY_VERSION = 1

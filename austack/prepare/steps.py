@@ -16,11 +16,10 @@ from typing import Callable, Iterator
 
 from ..datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef
 from .job import ChunkResult, Job, job_key
+from ..progress import Progress
 from ..store import StoreWriter
 
 NO_FACE_LISTED = 20  # frame numbers spelled out per session in a no_face anomaly
-
-Progress = Callable[[int, int, str], None]   # (frames written, frames in total, current subject)
 
 
 @dataclass

@@ -24,9 +24,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Iterable, Sequence
 
-import numpy as np
-
 from ..errors import AustackError
+from ..metrics import mean_sd
 from ..protocols import Protocol, load_protocol
 from .schema import ResultRow
 
@@ -166,13 +165,6 @@ def _protocol(name: str) -> Protocol | None:
         return None
 
 
-def _mean_sd(values: Iterable[float | None]) -> tuple[float | None, float | None]:
-    v = np.array([x for x in values if x is not None and not math.isnan(x)], dtype=float)
-    if v.size == 0:
-        return None, None
-    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else None)
-
-
 def _percent(x: float | None) -> float | None:
     return None if x is None or math.isnan(x) else 100.0 * x
 
@@ -180,7 +172,7 @@ def _percent(x: float | None) -> float | None:
 def _fold_avg(row: ResultRow) -> float | None:
     if row.f1_mean is not None:
         return row.f1_mean
-    return _mean_sd(row.f1)[0]
+    return mean_sd(row.f1)[0]
 
 
 def _setup(row: ResultRow, show_store: bool) -> str:
@@ -227,7 +219,7 @@ def _experiment(rows: list[ResultRow], show_store: bool, ci: bool) -> BoardRow:
         by_fold[r.fold].append(r)
 
     def over_folds(get) -> tuple[float | None, float | None]:   # seeds averaged within a fold first
-        return _mean_sd(_mean_sd(get(r) for r in fold_rows)[0] for fold_rows in by_fold.values())
+        return mean_sd(mean_sd(get(r) for r in fold_rows)[0] for fold_rows in by_fold.values())
 
     f1, f1_sd = {}, {}
     for a in sorted({a for r in rows for a in r.aus}):

@@ -34,7 +34,7 @@ def fold_embeddings(fold_dir: Path, *, split: str = "test", max_frames: int = 40
     import torch
 
     from ..data import AUStoreDataset
-    from ..engine.context import read_store_info
+    from ..store import read_store_info
     from ..models.detector import load_detector
 
     cfg = read_config(fold_dir)
