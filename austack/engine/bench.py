@@ -8,7 +8,7 @@ fold, output folder) and fails with one message before any training. Then, per f
 
 The test split is read once, at the end, by the detector the regime selected on validation.
 Each fold saves `detector.pt` (rebuilt by `load_detector`) and `predictions.npz` in its run
-dir (`rundir`), and becomes one `ResultRow`, built once. A fold that fails becomes a
+dir (`austack.runs.rundir`), and becomes one `ResultRow`, built once. A fold that fails becomes a
 `status="error"` row with the message and the other folds go on.
 """
 from __future__ import annotations
@@ -25,15 +25,15 @@ from rich.console import Console
 from ..errors import AustackError
 from ..fileio import remove_stale_temps
 from ..results.schema import ResultRow
-from . import ddp
 from ..runs.config import BenchConfig
+from ..runs.rundir import DETECTOR_NAME, save_predictions, write_config, write_epochs_csv
+from . import ddp
 from .context import Fold, RunContext, build_fold, eval_preprocess
 from .events import BenchEvent, BenchListener
 from .fit import FitStats, fit
 from .preflight import open_run
 from .provenance import device_name, peak_memory_mb
 from .regimes import Selection, regime_for
-from ..runs.rundir import DETECTOR_NAME, save_predictions, write_config, write_epochs_csv
 from .train import predict
 
 

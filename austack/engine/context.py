@@ -16,11 +16,11 @@ import torch
 from rich.console import Console
 
 from ..errors import ConfigError
-from ..store import StoreInfo
 from ..protocols import Protocol, load_protocol
-from . import ddp
 from ..runs.config import BenchConfig
 from ..runs.rundir import fold_dir
+from ..store import StoreInfo
+from . import ddp
 from .seeds import seed_everything, seed_for
 
 

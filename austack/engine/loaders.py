@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..data import make_loader
-from . import ddp
 from ..runs.config import BenchConfig
+from . import ddp
 from .seeds import seed_for
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from ..devices import device_type, resolve_device
 from ..errors import ConfigError
 from ..fileio import sha256_file
-from . import ddp
 from ..runs.config import BenchConfig
-from ..devices import device_type, resolve_device
 from ..store import read_store_info
+from . import ddp
 from .context import RunContext, config_hash, resolve_protocol
 from .events import BenchListener
 from .provenance import provenance

@@ -15,9 +15,9 @@ from rich.console import Console
 
 from ..errors import ConfigError, ResultsError
 from ..results.schema import ResultRow
+from ..runs.config import BenchConfig
 from . import ddp
 from .bench import print_run, run_fold_safely
-from ..runs.config import BenchConfig
 from .events import BenchListener
 from .preflight import open_run
 

@@ -1,4 +1,4 @@
-"""Inputs as one ordered stream of frames, decoded with prepare's own code (`datasets.pixels`).
+"""Inputs as one ordered stream of frames, decoded with prepare's own code (`faces.decode`).
 
 Frames are produced one at a time, so memory stays flat however long a video is. A frame that
 does not decode still comes through (its `pixels` is the error) and becomes a face=0 row, as

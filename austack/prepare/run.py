@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 
 from ..datasets.base import AnomalyReport
 from ..errors import AustackError, StoreMismatchError
+from ..progress import Progress
 from ..store import ORIGIN, StoreSettings, StoreWriter
 from .chunk import process_chunk
 from .executors import Pool, WorkerLostError, open_executor, ordered_map
@@ -31,7 +32,6 @@ from .job import Job
 from .options import PrepareOptions
 from .plan import Plan, make_plan
 from .shards import run_sharded
-from ..progress import Progress
 from .steps import PrepareReport, Step, StepWriter, job_maker, session_steps
 
 

@@ -30,6 +30,7 @@ import h5py
 
 from ..datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef
 from ..errors import AustackError, StoreError, StoreExistsError
+from ..progress import Progress
 from ..store import StoreSettings, StoreWriter
 from ..store._parts import write_error
 from ..store._provenance import root_attrs
@@ -38,7 +39,6 @@ from .chunk import process_chunk
 from .executors import Pool, WorkerLostError, ordered_map
 from .job import Job, job_key
 from .options import PrepareOptions
-from ..progress import Progress
 from .steps import PrepareReport, StepWriter, job_maker, session_steps
 
 SHARDS_SUFFIX = ".shards"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .rundir import DETECTOR_NAME, fold_dir, fold_dirs, fold_number
 from ..errors import ConfigError
+from .rundir import DETECTOR_NAME, fold_dir, fold_dirs, fold_number
 
 
 def locate_detector(path: str | os.PathLike, fold: int | None = None) -> Path:

@@ -2,7 +2,7 @@
 
 `--param loss.beta_neg=0.2,0.4,0.8` sweeps a loss option, `--param lr=1e-3,3e-3` a
 `BenchConfig` field. Each point is its own config hash in the results database; values are
-read by `engine.config.parse_value` (1e-3 and 0.2 numbers, true a boolean, cosine a string). Every point is built
+read by `runs.config.parse_value` (1e-3 and 0.2 numbers, true a boolean, cosine a string). Every point is built
 and checked before the first one trains.
 """
 from __future__ import annotations
