@@ -21,6 +21,7 @@ from .. import __version__
 from ..errors import ConfigError
 from ..data.preprocess import EvalPreprocess
 from ..facs import au_name
+from ..runs.rundir import DETECTOR_NAME, fold_dir
 from .encoder import AUEncoder, create_encoder
 
 FORMAT = "austack-detector"
@@ -117,7 +118,7 @@ def load_detector(path: str | os.PathLike, map_location: str | torch.device = "c
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"no detector file at {path}; `austack bench` saves one per fold as "
-                          f"<run dir>/fold<k>/detector.pt", path=path)
+                          f"{fold_dir('<run dir>', '<k>') / DETECTOR_NAME}", path=path)
     try:
         d = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:   # torch raises many kinds on a torn or foreign file

@@ -23,7 +23,7 @@ def fold_dir_of(path: str | Path) -> Path:
     path = Path(path).expanduser().resolve()
     dirs = fold_dirs(path, DETECTOR_NAME)
     if not dirs:
-        raise ConfigError(f"no detector.pt in {path} or its fold*/ folders; give a run dir of `austack bench`",
+        raise ConfigError(f"no {DETECTOR_NAME} in {path} or its fold*/ folders; give a run dir of `austack bench`",
                           path=path)
     return dirs[0][1]
 
