@@ -1,7 +1,7 @@
 """austack: reproducible facial action unit detection.
 
-raw files -> readers (`austack.datasets`) -> landmarks (`austack.landmarks`) -> alignment
-(`austack.align`) -> HDF5 store (`austack.store`) -> torch dataset (`austack.data`) ->
+raw files -> readers (`austack.datasets`) -> landmarks (`austack.faces.landmarks`) -> alignment
+(`austack.faces.align`) -> HDF5 store (`austack.store`) -> torch dataset (`austack.data`) ->
 encoder + loss (`austack.models`, `austack.losses`) -> training and evaluation
 (`austack.engine`, `austack.metrics`) -> results database and leaderboards (`austack.results`).
 """

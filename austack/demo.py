@@ -70,7 +70,7 @@ def _default_run_and_record(*args, **kw):
 
 
 def _default_load_recipe(name: str) -> dict[str, Any]:
-    from .engine.recipes import load_recipe
+    from .runs.recipes import load_recipe
     return load_recipe(name)
 
 
@@ -272,7 +272,7 @@ def say_quick(console: Console) -> None:
 
 
 def _bench_config(recipe: dict[str, Any], size: DemoSize, store: Path, out: Path, db_path: Path):
-    from .engine.config import BenchConfig
+    from .runs.config import BenchConfig
 
     return BenchConfig.from_dict({**recipe, **size.bench, "data": str(store), "out_dir": str(out / "runs"),
                                   "db": str(db_path)})

@@ -6,11 +6,12 @@ Everything here is the one scoring path of austack: the trainer, the CLI and the
 from __future__ import annotations
 
 import io
+import math
+import sys
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -18,7 +19,8 @@ from .errors import ConfigError
 
 
 def _as_numpy(x, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
+    torch = sys.modules.get("torch")   # a tensor exists only where torch is imported: the
+    if torch is not None and isinstance(x, torch.Tensor):   # leaderboard need not import it
         x = x.detach().float().cpu()
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 2:
@@ -211,6 +213,16 @@ class FoldSummary:
 
 def _pm(mean: float, std: float) -> str:
     return _pct(mean) if np.isnan(std) else f"{_pct(mean)} ± {100 * std:.1f}"
+
+
+def mean_sd(values: Iterable[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample SD (ddof=1) of the known values (None and NaN left out): (None, None)
+    for none, SD None for one. The fold mean +- SD of one number, as `fold_summary` gives it
+    for every AU at once; the leaderboard's cells."""
+    v = np.array([x for x in values if x is not None and not math.isnan(x)], dtype=float)
+    if v.size == 0:
+        return None, None
+    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else None)
 
 
 def _std(values: np.ndarray) -> np.ndarray:

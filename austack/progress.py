@@ -8,10 +8,17 @@ Tasks carry a `detail` field (current subject, fold ...) shown after the ETA:
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn
+from rich.progress import Progress as RichProgress
+from rich.progress import ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
+
+# A long step's progress callback, for every library function that takes `progress=`:
+# (units done, units in all, what is being worked on: a subject, a session).
+Progress = Callable[[int, int, str], None]
 
 
 class RateColumn(ProgressColumn):
@@ -26,7 +33,7 @@ class RateColumn(ProgressColumn):
         return Text("?" if speed is None else f"{speed:,.1f} {self.unit}/s", style="progress.data.speed")
 
 
-def make_progress(console: Console | None = None, disable: bool | None = None, unit: str = "frames") -> Progress:
+def make_progress(console: Console | None = None, disable: bool | None = None, unit: str = "frames") -> RichProgress:
     """A rich Progress with description, bar, M/N, rate, elapsed, ETA and the task's `detail`.
 
     `disable=None` shows it only when the console is a terminal, so logs and CI stay clean.
@@ -34,7 +41,7 @@ def make_progress(console: Console | None = None, disable: bool | None = None, u
     console = console or Console(stderr=True)
     if disable is None:
         disable = not console.is_terminal
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
+    return RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                     TextColumn("{task.fields[detail]}"), console=console, disable=disable)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from austack.engine.config import BenchConfig, cli_fields
-from austack.engine.recipes import list_recipes, load_recipe
+from austack.runs.config import BenchConfig, cli_fields
+from austack.runs.recipes import list_recipes, load_recipe
 
 OPTION_NAMES = {"folds": "fold"}   # field -> flag, where the singular reads better
 
@@ -32,7 +32,7 @@ def _fold(ctx, param, text: str | None):
 def _loss_opts(ctx, param, values: tuple[str, ...]) -> dict[str, Any]:
     """KEY=VALUE pairs; VALUE is a number (1e-3 too), true/false, a word or [list]; a bare
     a,b,c is a list."""
-    from austack.engine.config import parse_value
+    from austack.runs.config import parse_value
     from austack.errors import ConfigError
 
     out = {}

@@ -26,7 +26,7 @@ def _layouts(pattern):
 
 def _recipes(pattern):
     import fnmatch
-    from austack.engine.recipes import list_recipes
+    from austack.runs.recipes import list_recipes
     return [n for n in list_recipes() if fnmatch.fnmatchcase(n, pattern)]
 
 
@@ -55,7 +55,7 @@ def _loss_lines(names: list[str]) -> list[str]:
 
 def _recipe_lines(names: list[str]) -> list[str]:
     """Each recipe with the weights it starts from (`published` shown as its tag)."""
-    from austack.engine.recipes import load_recipe
+    from austack.runs.recipes import load_recipe
     from austack.errors import ConfigError
     from austack.models.pretrained import PUBLISHED, published_for
 

@@ -40,7 +40,7 @@ def cli(detector, inputs, out, fold, device, batch_size, all_faces, upsample):
     Example:
       austack predict runs/.../fold1/detector.pt clip.mp4 --out clip.csv
     """
-    from austack.engine.context import resolve_device
+    from austack.devices import resolve_device
     from austack.inference import locate_detector, predict_to_csv
     from austack.inference.frames import count_frames
     from austack.inference.inputs import expand_inputs

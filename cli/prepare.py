@@ -8,9 +8,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from austack.prepare import LANDMARK_MODES, SHARD_SESSIONS, prepare
+from austack.prepare import PrepareOptions, cli_fields, prepare
 from austack.progress import make_progress
-from austack.store import ENCODINGS
 
 from ._store_tables import anomaly_table
 
@@ -33,51 +32,32 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+def _option_for(f) -> click.Option:
+    """One click option from a PrepareOptions field and its metadata (help, range, flag)."""
+    m = f.metadata
+    flag, kind = (m["flag"] or f.name).replace("_", "-"), str(f.type)
+    if kind == "bool":
+        return click.Option([f"--{flag}", f.name], is_flag=True, help=m["help"])
+    kw: dict = dict(default=f.default, help=m["help"], metavar=m["metavar"], show_default=f.default is not None)
+    if m["choices"]:
+        kw["type"] = click.Choice(m["choices"])
+    elif kind.startswith("int"):
+        kw["type"] = click.IntRange(m["min"], m["max"])
+    elif kind.startswith("float"):
+        kw["type"] = click.FloatRange(m["min"], m["max"], min_open=m["min_open"])
+    return click.Option([f"--{flag}", f.name], **kw)
+
+
 @click.command()
 @click.argument("dataset")
 @click.argument("raw_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Worker processes (sessions are decoded and aligned in parallel).")
-@click.option("--landmarks", default="auto", show_default=True, type=click.Choice(LANDMARK_MODES),
-              help="auto: shipped landmarks where present, dlib elsewhere.")
-@click.option("--size", default=256, show_default=True, type=click.IntRange(min=16), help="Aligned image side.")
-@click.option("--box-enlarge", default=2.9, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Face box enlargement of the 49-point alignment.")
-@click.option("--store", "encoding", default="jpeg", show_default=True, type=click.Choice(ENCODINGS),
-              help="Image encoding in the store (see docs/benchmarks.md).")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run (OUT.h5.partial).")
-@click.option("--force", is_flag=True, help="Rebuild OUT.h5 (or restart its partial file) from scratch.")
-@click.option("--dask", "dask", metavar="ADDRESS", default=None,
-              help="Run on a Dask cluster: local[:N] (N worker processes here) or a scheduler, "
-                   "e.g. tcp://host:8786 (docs/scale-out.md).")
-@click.option("--device", default=None, metavar="DEVICE",
-              help="Decode JPEG frames that have shipped landmarks on this torch device (cuda, "
-                   "cuda:1: nvJPEG) and warp them in batches; other frames take the CPU path. "
-                   "Recorded in the store (docs/benchmarks.md).")
-@click.option("--shards", is_flag=True,
-              help="Each task writes a shard store of a few sessions into OUT.shards/; OUT.h5 is "
-                   "copied from them (docs/scale-out.md).")
-@click.option("--virtual", is_flag=True,
-              help="With --shards: keep the shards and make OUT.h5 virtual datasets over them.")
-@click.option("--shard-sessions", default=SHARD_SESSIONS, show_default=True, type=click.IntRange(min=1),
-              help="Sessions per shard, with --shards.")
-def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, resume, force, dask, device,
-        shards, virtual, shard_sessions):
+def cli(dataset, raw_dir, out, **settings):
     """Align every frame of RAW_DIR (a raw DATASET distribution) into the store OUT.h5."""
     console = Console()
-    if dask is not None and workers != 1:
-        raise click.UsageError("--workers and --dask both given; with --dask the cluster's workers run "
-                               "the chunks (local:N sets their number)")
-    if virtual and not shards:
-        raise click.UsageError("--virtual makes a store over shards: give --shards too")
-    where = f"dask={dask}" if dask else f"workers={workers}"
-    if device:
-        where += f" device={device}"
-    if shards:
-        where += f" shards={shard_sessions} sessions{' virtual' if virtual else ''}"
-    console.print(f"[bold]prepare[/] {dataset} {raw_dir} -> {out}  {where} landmarks={landmarks} "
-                  f"size={size} box_enlarge={box_enlarge} store={encoding} resume={resume} force={force}")
+    o = PrepareOptions(**_usable(settings))
+    console.print(f"[bold]prepare[/] {dataset} {raw_dir} -> {out}  {_where(o)} landmarks={o.landmarks} "
+                  f"size={o.size} box_enlarge={o.box_enlarge} store={o.encoding} resume={o.resume} force={o.force}")
     with make_progress(console) as bar:
         task = bar.add_task("frames", total=None, detail="reading labels")
 
@@ -86,14 +66,38 @@ def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, 
 
         try:
             with _sigterm_as_interrupt():
-                report = prepare(dataset, raw_dir, out, workers=workers, landmarks=landmarks, size=size,
-                                 box_enlarge=box_enlarge, store=encoding, resume=resume, force=force,
-                                 progress=progress, dask=dask, device=device, shards=shards, virtual=virtual,
-                                 shard_sessions=shard_sessions)
+                report = prepare(dataset, raw_dir, out, o, progress=progress)
         except KeyboardInterrupt:
             bar.stop()
-            left = f"{out}.shards" if shards else f"{out}.partial"
+            left = f"{out}.shards" if o.shards else f"{out}.partial"
             raise click.ClickException(f"interrupted; rerun with --resume to continue {left}") from None
+    _say_report(console, report, o.shards)
+    table = anomaly_table(report.anomalies, root=str(Path(raw_dir).resolve()))
+    if table is not None:
+        console.print(table)
+
+
+
+def _usable(settings: dict) -> dict:
+    """The options as given, after the checks that are usage errors (exit 2)."""
+    if settings["dask"] is not None and settings["workers"] != 1:
+        raise click.UsageError("--workers and --dask both given; with --dask the cluster's workers run "
+                               "the chunks (local:N sets their number)")
+    if settings["virtual"] and not settings["shards"]:
+        raise click.UsageError("--virtual makes a store over shards: give --shards too")
+    return settings
+
+
+def _where(o: PrepareOptions) -> str:
+    where = f"dask={o.dask}" if o.dask else f"workers={o.workers}"
+    if o.device:
+        where += f" device={o.device}"
+    if o.shards:
+        where += f" shards={o.shard_sessions} sessions{' virtual' if o.virtual else ''}"
+    return where
+
+
+def _say_report(console: Console, report, shards: bool) -> None:
     if report.already_complete:
         console.print(f"{report.out} is already complete ({report.frames} frames, {report.sessions} sessions); "
                       "nothing to do")
@@ -104,6 +108,7 @@ def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, 
                       f"({report.resumed_sessions} kept from {kept}); this run {report.written_frames} "
                       f"frames in {report.seconds:.1f} s ({report.frames_per_s:.1f} frames/s), "
                       f"{report.faces} aligned, {report.no_face} without a face; landmarks: {origins or 'none'}")
-    table = anomaly_table(report.anomalies, root=str(Path(raw_dir).resolve()))
-    if table is not None:
-        console.print(table)
+
+
+for _field in reversed(cli_fields()):
+    cli.params.insert(3, _option_for(_field))

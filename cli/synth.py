@@ -34,7 +34,7 @@ def cli(dest, layout, subjects, sessions, frames, size, noise, seed, overwrite):
         task = bar.add_task(f"synth {layout}", total=None, detail="")
         report = synthesize(dest, layout, subjects=subjects, sessions=sessions, frames=frames, size=size,
                             noise=noise, seed=seed, overwrite=overwrite,
-                            progress=lambda done, total: bar.update(task, completed=done, total=total))
+                            progress=lambda done, total, subject: bar.update(task, completed=done, total=total))
     w, h = report.frame_size
     lines = [f"wrote {report.frames} frames ({w}x{h}) of {len(report.subjects)} subjects, "
              f"{report.sessions} sessions in {report.seconds:.1f} s",

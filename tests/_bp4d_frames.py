@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from _prepare_fake import astronaut_68
-from austack.align import landmarks_68_to_49
+from austack.faces.align import landmarks_68_to_49
 from austack.datasets.base import FrameRecord, PixelSource
 
 W, H = 1392, 1040

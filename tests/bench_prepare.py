@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _prepare_fake import _moved  # noqa: E402
 
 from austack.datasets.base import FrameRecord, PixelSource  # noqa: E402
-from austack.landmarks import LandmarkTracker, detect_68  # noqa: E402
+from austack.faces.landmarks import LandmarkTracker, detect_68  # noqa: E402
 from austack.prepare import Job, process_chunk  # noqa: E402
 
 W, H = 1392, 1040
@@ -74,8 +74,8 @@ def _roll(recs: list[FrameRecord], dy: int) -> list[FrameRecord]:
 
 def breakdown(n: int, shift: int = 0) -> None:
     from _bp4d_frames import write_bp4d_frames
-    from austack.align import at_scale, landmarks_68_to_49, last_row, similarity_49, warp
-    from austack.datasets.pixels import decode_frames
+    from austack.faces.align import at_scale, landmarks_68_to_49, last_row, similarity_49, warp
+    from austack.faces.decode import decode_frames
 
     with tempfile.TemporaryDirectory() as tmp:
         recs = write_bp4d_frames(Path(tmp) / "in", n)

@@ -28,13 +28,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from austack.align import similarity_49, to_49, warp
+from austack.faces.align import similarity_49, to_49, warp
 from austack.datasets.base import AnomalyReport
 from austack.prepare import make_plan, prepare
 
 
 def _sessions(raw: Path) -> list:
-    plan = make_plan("bp4d", raw, landmarks="shipped", size=256, box_enlarge=2.9, store="jpeg",
+    plan = make_plan("bp4d", raw, landmarks="shipped", size=256, box_enlarge=2.9, encoding="jpeg",
                      reader_options=None, detect_max_side=640, chunk_frames=256)
     return [(ref, plan.reader.read_session(ref, AnomalyReport()).frames) for ref in plan.refs]
 

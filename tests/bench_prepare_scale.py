@@ -5,7 +5,7 @@
 RAW is a BP4D layout (e.g. `austack synth RAW --layout bp4d --size 1392 ...`). Each setting
 runs `repeats` times, alternating; prints frames/s of the run itself (`PrepareReport`) and the
 wall time including starting the pool or the LocalCluster. `--warm`: the Dask rows run on
-LocalClusters started once (as `austack.dask_cluster` starts them) and reused, as a long-lived
+LocalClusters started once (as `austack.prepare.dask_cluster` starts them) and reused, as a long-lived
 cluster is, so their workers have imported austack before the timed runs. `--q100`: on a
 copy of RAW with every frame re-encoded at JPEG quality 100 with noise, as BP4D ships them
 (`bench_prepare_fresh.quality_100_copy`, every session kept).
@@ -28,7 +28,7 @@ def _warm_clusters() -> dict:
     import dask
     from distributed import Client, LocalCluster
 
-    from austack.dask_cluster import SPAWN_ENV, glibc_malloc_env, warm_worker
+    from austack.prepare.dask_cluster import SPAWN_ENV, glibc_malloc_env, warm_worker
 
     out = {}
     for _, kw in SETTINGS:

@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _prepare_fake import _moved  # noqa: E402
 
-from austack.align import align_face_49, landmarks_68_to_49  # noqa: E402
+from austack.faces.align import align_face_49, landmarks_68_to_49  # noqa: E402
 from austack.store import decode_image, encode_image  # noqa: E402
 
 VARIANTS = {  # name -> (encoding, jpeg quality, chunk rows, compression)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from austack.align import alignment_params
+from austack.faces.align import alignment_params
 from austack.protocols import load_protocol
 from austack.store import FrameRows, StoreSettings, StoreWriter, encode_image
 

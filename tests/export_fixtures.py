@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from austack.align import IDX_68_TO_49, alignment_params, similarity_49, transform_points
+from austack.faces.align import IDX_68_TO_49, alignment_params, similarity_49, transform_points
 from austack.protocols import load_protocol
 from austack.store import FrameRows, StoreSettings, StoreWriter, encode_image
 

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import torch
 
-from austack.align import align_face_49, landmarks_68_to_49
-from austack.landmarks import detect_68
+from austack.faces.align import align_face_49, landmarks_68_to_49
+from austack.faces.landmarks import detect_68
 
 
 def naive_predict_video(detector, path, *, upsample: int = 0) -> np.ndarray:

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from austack.align import (BORDER, IDX_68_TO_49, align_face_49, align_frame, landmarks_66_to_49,
+from austack.faces.align import (BORDER, IDX_68_TO_49, align_face_49, align_frame, landmarks_66_to_49,
                            landmarks_68_to_49, similarity_49, transform_points)
 from austack.errors import ConfigError
 
@@ -21,7 +21,7 @@ def astro():
 
 def test_the_stored_astronaut_landmarks_are_what_dlib_finds():
     """tests/data/astronaut_68.npy stands in for dlib where dlib is not installed."""
-    from austack.landmarks import detect_68
+    from austack.faces.landmarks import detect_68
 
     img, stored = astronaut_68()
     np.testing.assert_array_equal(detect_68(img), stored)

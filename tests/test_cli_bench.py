@@ -29,7 +29,7 @@ def test_every_config_field_reaches_the_command_line():
     from dataclasses import fields
 
     from austack.cli.bench import cli as bench
-    from austack.engine.config import BenchConfig
+    from austack.runs.config import BenchConfig
     params = {p.name for p in bench.params}
     # the fields not generated from their metadata have a hand-made form
     by_hand = {"backbone": "backbone", "loss": "loss", "loss_options": "loss_opts", "recipe": "recipe"}
@@ -95,7 +95,7 @@ def test_policies():
     from austack.data import POLICIES, BatchAugment
     from austack.errors import ConfigError
     basic = BatchAugment.from_policy("basic", 32, 1)
-    from austack.engine.config import AUGMENT_POLICIES
+    from austack.runs.config import AUGMENT_POLICIES
     assert basic.jitter_p == basic.gray_p == basic.blur_p == 0.0 and set(POLICIES) == set(AUGMENT_POLICIES)
     assert BatchAugment.from_policy("simclr", 32, 2).blur_p == 0.5
     with pytest.raises(ConfigError, match="unknown augmentation policy 'x'"):

@@ -13,7 +13,7 @@ from austack.cli.main import cli
 from austack.engine import BenchConfig
 from austack.engine.cross import MIN_SHARED_AUS, check_shared
 from austack.engine.preflight import open_run
-from austack.engine.rundir import load_predictions
+from austack.runs.rundir import load_predictions
 from austack.errors import ConfigError, ResultsError
 from austack.metrics import evaluate
 from austack.protocols import load_protocol

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 distributed = pytest.importorskip("distributed")
 
 from austack.cli.main import cli  # noqa: E402
-from austack.dask_cluster import parse_address  # noqa: E402
+from austack.prepare.dask_cluster import parse_address  # noqa: E402
 from austack.errors import ConfigError  # noqa: E402
 from austack.prepare import prepare  # noqa: E402
 from austack.store import verify  # noqa: E402
@@ -70,7 +70,7 @@ def test_addresses_parse():
 
 
 def test_an_unreachable_scheduler_is_one_line(raw, tmp_path, monkeypatch):
-    monkeypatch.setattr("austack.dask_cluster.CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr("austack.prepare.dask_cluster.CONNECT_TIMEOUT", "1s")
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         prepare("test-fake", raw, tmp_path / "x.h5", dask="tcp://127.0.0.1:9", **OPTS)
     assert not (tmp_path / "x.h5").exists()
@@ -134,7 +134,7 @@ def _opencv_threads():
 def test_a_local_cluster_keeps_glibc_malloc_and_skips_the_profiler():
     """Dask's MALLOC_TRIM_THRESHOLD_ turns off glibc's adaptive mmap threshold (a page fault per
     page of every decoded frame); the profiler samples threads for a dashboard nobody has."""
-    from austack.dask_cluster import _client, warm_worker
+    from austack.prepare.dask_cluster import _client, warm_worker
 
     client, cluster = _client("local:1")
     try:

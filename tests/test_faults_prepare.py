@@ -156,7 +156,7 @@ TERM_RUN = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {tests!r})
     import _prepare_fake
-    import austack.prepare as p
+    import austack.prepare.run as p
     from austack.cli.main import cli
 
     real = p.process_chunk
@@ -290,7 +290,7 @@ def test_any_executor_runs_the_jobs_spawn_included(raw, clean, tmp_path):
 def test_a_broken_pool_names_the_chunk_and_resume_completes(raw, clean, tmp_path):
     """A worker killed under a plain process pool breaks it: one line naming the session,
     nothing half-written kept, and --resume gives the clean bytes."""
-    from austack.executors import WorkerLostError
+    from austack.prepare.executors import WorkerLostError
 
     out = tmp_path / "broken.h5"
     with ProcessPoolExecutor(2) as pool:

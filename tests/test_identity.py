@@ -5,8 +5,9 @@ import pytest
 from click.testing import CliRunner
 
 from austack import load_protocol
-from austack.engine.config import BenchConfig
-from austack.engine.context import StoreInfo, config_hash
+from austack.runs.config import BenchConfig
+from austack.engine.context import config_hash
+from austack.store import StoreInfo
 from austack.errors import ResultsError
 from austack.results import identity
 from austack.results import leaderboard as lb

@@ -326,7 +326,7 @@ def test_an_only_failed_database_names_its_failures(tmp_path):
 # ---- confidence intervals from stored predictions --------------------------------------------
 def stored_fold(tmp_path, fold, seed=0, config_hash="a" * 12):
     """A result row whose predictions.npz holds 4 test subjects of 10 frames each."""
-    from austack.engine.rundir import save_predictions
+    from austack.runs.rundir import save_predictions
 
     rng = np.random.default_rng(fold * 10 + seed)
     labels = rng.integers(0, 2, (40, 3))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from austack.datasets.base import PixelSource
-from austack.datasets.pixels import FrameError, decode_frames, group_frame_errors, iter_frames, video_frame_count
+from austack.faces.decode import FrameError, decode_frames, group_frame_errors, iter_frames, video_frame_count
 from austack.errors import ConfigError, RawDataError
 from austack.synth.layouts.disfa import write_video
 
@@ -302,7 +302,7 @@ def test_cut_survives_damaged_headers(tmp_path):
 def test_a_truncated_video_is_one_grouped_anomaly_in_a_prepared_chunk(video, tmp_path):
     """prepare reports a cut video once per cause, with the count, not once per frame."""
     from austack.datasets.base import FrameRecord
-    from austack.prepare_chunk import Job, process_chunk
+    from austack.prepare import Job, process_chunk
 
     cut = tmp_path / "cut.avi"
     data = video.read_bytes()
@@ -321,7 +321,7 @@ def test_fuzzed_exif_blocks_never_crash_the_header_scan(tmp_path):
     from `exif_turned`, and a cut decode is then a frame or a FrameError, never a crash."""
     from PIL import Image
 
-    from austack.datasets.pixels import exif_turned
+    from austack.faces.decode import exif_turned
 
     exif = Image.Exif()
     exif[0x0112], exif[0x010F] = 6, "camera"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from austack.engine.rundir import load_predictions
+from austack.runs.rundir import load_predictions
 from austack.errors import ConfigError
 from austack.inference import columns, locate_detector, predict_paths, sidecar_path
 from austack.models.detector import Detector, load_detector

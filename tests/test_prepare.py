@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from austack.errors import StoreError, StoreExistsError
-from austack.executors import InlineExecutor, ordered_map
+from austack.prepare.executors import InlineExecutor, ordered_map
 from austack.prepare import prepare
 from austack.store import open_store, partial_path, verify
 
@@ -97,7 +97,7 @@ def test_workers_and_encodings_write_the_same_store(raw, clean, tmp_path):
     prepare("test-fake", raw[0], tmp_path / "w2.h5", landmarks="shipped", workers=2)
     assert_same(columns(clean[0]), columns(tmp_path / "w2.h5"))
     assert filecmp.cmp(clean[0], tmp_path / "w2.h5", shallow=False)   # the very bytes
-    prepare("test-fake", raw[0], tmp_path / "raw.h5", landmarks="shipped", store="raw")
+    prepare("test-fake", raw[0], tmp_path / "raw.h5", landmarks="shipped", encoding="raw")
     with open_store(tmp_path / "raw.h5") as r, open_store(clean[0]) as j:
         assert r.attrs["image_encoding"] == "raw"
         diff = np.abs(r.image(3).astype(int) - j.image(3).astype(int)).mean()

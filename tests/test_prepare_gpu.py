@@ -1,4 +1,4 @@
-"""`prepare --device`: nvJPEG decode and one batched warp per chunk (`austack/prepare_gpu.py`).
+"""`prepare --device`: nvJPEG decode and one batched warp per chunk (`austack/prepare/gpu.py`).
 
 The arithmetic is checked on the CPU (torchvision's libjpeg and `grid_sample` there); the
 CUDA test runs where a GPU is present. The GPU path must stay within 2 grey levels of the
@@ -17,11 +17,11 @@ pytest.importorskip("torchvision")
 
 from click.testing import CliRunner  # noqa: E402
 
-from austack.align import warp  # noqa: E402
+from austack.faces.align import warp  # noqa: E402
 from austack.cli.main import cli  # noqa: E402
 from austack.errors import ConfigError, StoreMismatchError  # noqa: E402
 from austack.prepare import Job, prepare, process_chunk  # noqa: E402
-from austack.prepare_gpu import check_device, process_chunk_gpu, warp_batch  # noqa: E402
+from austack.prepare.gpu import check_device, process_chunk_gpu, warp_batch  # noqa: E402
 from austack.store import decode_image, open_store, verify  # noqa: E402
 
 from _bp4d_frames import write_bp4d_frames  # noqa: E402

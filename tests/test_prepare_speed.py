@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from austack.align import (BORDER, align_face_49, at_scale, decode_scale, landmarks_68_to_49, last_row,
+from austack.faces.align import (BORDER, align_face_49, at_scale, decode_scale, landmarks_68_to_49, last_row,
                            similarity_49, transform_points, warp)
 from austack.datasets.base import FrameRecord, PixelSource
-from austack.datasets.pixels import decode_frames
+from austack.faces.decode import decode_frames
 from austack.prepare import Job, process_chunk
 from austack.store import decode_image
 
@@ -150,7 +150,7 @@ def test_prepare_runs_opencv_on_one_thread_and_gives_it_back(fake_raw, tmp_path,
         seen.append(cv2.getNumThreads())
         return real_warp(*a, **k)
 
-    monkeypatch.setattr("austack.prepare_chunk.warp", spy)
+    monkeypatch.setattr("austack.prepare.cpu.warp", spy)
     before = cv2.getNumThreads()
     cv2.setNumThreads(2)
     try:

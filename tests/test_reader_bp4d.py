@@ -18,7 +18,7 @@ from austack.datasets.bp4d import BP4DReader, encode_labels, index_names, read_o
 from austack.errors import ConfigError, DatasetNotFoundError, RawDataError
 from austack.protocols import load_protocol
 from austack.synth.layouts import base as layouts
-from austack.align import landmarks_68_to_49
+from austack.faces.align import landmarks_68_to_49
 from austack.synth.layouts.bp4d import THREE_DIGIT_SUBJECTS
 
 from fake_sessions import make_session, relative_anomalies

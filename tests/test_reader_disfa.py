@@ -162,7 +162,7 @@ def test_subject_ids_put_test_subjects_in_every_fold():
 
 
 def test_every_read_frame_decodes(read):
-    from austack.datasets.pixels import iter_frames
+    from austack.faces.decode import iter_frames
     records, _ = read
     frames = frames_of(records, "SN003")          # the subject whose video has extra frames
     decoded = list(iter_frames([f.source for f in frames]))

@@ -10,8 +10,8 @@ from rich.console import Console
 
 from austack.cli.main import cli
 from austack.engine import BenchConfig, run_bench
-from austack.engine.recipes import is_paper_recipe, list_recipes, load_recipe
 from austack.models.pretrained import published_for
+from austack.runs.recipes import is_paper_recipe, list_recipes, load_recipe
 from austack.results.db import ResultsDB
 
 from hf_cache import cache_timm_weights

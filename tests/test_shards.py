@@ -23,9 +23,9 @@ from click.testing import CliRunner
 from austack.cli.main import cli
 from austack.data import AUStoreDataset
 from austack.errors import StoreError, StoreExistsError
-from austack.executors import WorkerLostError
+from austack.prepare.executors import WorkerLostError
 from austack.prepare import prepare
-from austack.prepare_shards import shards_path
+from austack.prepare.shards import shards_path
 from austack.store import check_store, open_store, store_identity, verify
 
 from conftest import same_contents, wait_for  # noqa: E402
@@ -145,7 +145,7 @@ def _die_in_shard_0(fn, job):
     """Runs in a pool worker: shard 0's worker dies at its second chunk, a partial folder behind.
     (A broken pool fails every task in flight; the error names the first in write order.)"""
     if job.index == 0:
-        import austack.prepare_shards as ps
+        import austack.prepare.shards as ps
 
         real, calls = ps.process_chunk, []
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from austack.datasets.base import PixelSource
-from austack.datasets.pixels import decode_frames, iter_frames, video_frame_count
+from austack.faces.decode import decode_frames, iter_frames, video_frame_count
 from austack.prepare import prepare
 from austack.synth import synthesize
 from austack.synth.layouts.disfa import write_video

@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from austack.align import alignment_params
+from austack.faces.align import alignment_params
 from austack.errors import StoreError, StoreExistsError, StoreMismatchError
 from austack.protocols import load_protocol
 from austack.store import (FrameRows, StoreSettings, StoreWriter, check_store, encode_image, info, open_store,

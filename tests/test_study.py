@@ -8,12 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 from austack.cli.main import cli
-from austack.engine.config import BenchConfig
+from austack.runs.config import BenchConfig
 from austack.engine.context import add_label_noise
 from austack.engine.seeds import seed_for
 from austack.errors import ConfigError
 from austack.studies.noise import check_grid, grid
-from austack.studies.noisy_test import flip_labels, flip_seed
+from austack.studies.noisy_scoring import flip_labels, flip_seed
 from austack.studies.plots import noise_figure, sweep_figure
 from austack.studies.report import markdown_table, read_csv, write_csv
 from austack.studies.sweep import build_points, parse_param

@@ -143,7 +143,7 @@ def test_noise_flips_about_the_asked_fraction_and_keeps_clean():
 def first_run(tmp_path_factory):
     dest = tmp_path_factory.mktemp("synth") / "a"
     calls = []
-    report = synthesize(dest, TEST_LAYOUT, noise=0.2, seed=5, progress=lambda d, t: calls.append((d, t)), **SMALL)
+    report = synthesize(dest, TEST_LAYOUT, noise=0.2, seed=5, progress=lambda d, t, subject: calls.append((d, t)), **SMALL)
     return dest, report, calls
 
 

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from austack.align import align_face_49, to_49
-from austack.landmarks import detect_box
+from austack.faces.align import align_face_49, to_49
+from austack.faces.landmarks import detect_box
 from austack.protocols import load_protocol
 from austack.synth import DEFAULT_ASPECT, DEFAULT_SIZE, _rng
 from austack.synth.actions import render_frame

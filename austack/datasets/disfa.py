@@ -32,10 +32,10 @@ import numpy as np
 import scipy.io
 
 from ..errors import RawDataError
+from ..faces.decode import video_frame_count
 from ._parse import is_blank, order_frames, parse_ints, read_rows, report_rows
 from .base import (AnomalyReport, FrameRecord, Option, PixelSource, Reader, SessionRecord, SessionRef,
                    register_reader)
-from .pixels import video_frame_count
 
 LABEL_DIR = "ActionUnit_Labels"
 LANDMARK_DIR = "Landmark_Points"

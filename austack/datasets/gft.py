@@ -37,10 +37,10 @@ import numpy as np
 import yaml
 
 from ..errors import ConfigError, RawDataError
+from ..faces.decode import video_frame_count
 from ._parse import is_blank, order_frames, parse_int, parse_ints, read_rows, report_rows
 from .base import (AnomalyReport, FrameRecord, Option, PixelSource, Reader, SessionRecord, SessionRef,
                    register_reader)
-from .pixels import video_frame_count
 
 SESSION = "1"   # one recording per participant
 

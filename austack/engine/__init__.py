@@ -4,11 +4,11 @@ The stages of a fold, each a small module: `context` (the run and the fold's par
 (the epoch loop and resume), `regimes` (how a loss's training becomes a detector, declared by
 the loss), `bench` (evaluate, score, one row per fold), `record` (into the results database).
 `cross` scores each fold's detector on other stores (`--test-data`). `train` holds one pass
-over a loader; `checkpoint` and `rundir` the files of a run dir; `seeds` every random stream;
-`ddp` spreads one run over several processes (torchrun).
+over a loader; `checkpoint` the resume state (the run-dir format is `austack.runs`); `seeds`
+every random stream; `ddp` spreads one run over several processes (torchrun).
 Submodules import torch lazily from here, so `from austack.engine import BenchConfig` is cheap.
 """
-from .config import BenchConfig
+from ..runs.config import BenchConfig
 
 __all__ = ["BenchConfig", "run_bench", "run_and_record"]
 

@@ -8,7 +8,7 @@ fold, output folder) and fails with one message before any training. Then, per f
 
 The test split is read once, at the end, by the detector the regime selected on validation.
 Each fold saves `detector.pt` (rebuilt by `load_detector`) and `predictions.npz` in its run
-dir (`rundir`), and becomes one `ResultRow`, built once. A fold that fails becomes a
+dir (`austack.runs.rundir`), and becomes one `ResultRow`, built once. A fold that fails becomes a
 `status="error"` row with the message and the other folds go on.
 """
 from __future__ import annotations
@@ -26,20 +26,20 @@ from ..errors import AustackError
 from ..fileio import remove_stale_temps
 from ..results.identity import RESULTS_VERSION
 from ..results.schema import ResultRow
+from ..runs.config import BenchConfig
+from ..runs.rundir import DETECTOR_NAME, save_predictions, write_config, write_epochs_csv
 from . import ddp
-from .config import BenchConfig
-from .context import Fold, RunContext, build_fold
-from .events import BenchEvent, Progress
+from .context import Fold, RunContext, build_fold, eval_preprocess
+from .events import BenchEvent, BenchListener
 from .fit import FitStats, fit
 from .preflight import open_run
 from .provenance import device_name, peak_memory_mb
 from .regimes import Selection, regime_for
-from .rundir import DETECTOR_NAME, save_predictions, write_config, write_epochs_csv
 from .train import predict
 
 
 def run_bench(cfg: BenchConfig, *, console: Console | None = None,
-              progress: Progress | None = None) -> list[ResultRow]:
+              progress: BenchListener | None = None) -> list[ResultRow]:
     """Run `cfg` on each of its folds (all folds of the protocol when `cfg.folds` is empty).
 
     Returns one ResultRow per fold, in fold order; a failed fold is a `status="error"` row.
@@ -100,14 +100,14 @@ def run_fold(run: RunContext, k: int, t0: float) -> ResultRow:
 def make_detector(run: RunContext, fold: Fold, selection: Selection):
     from ..models.detector import Detector
 
-    c, cfg = fold.encoder.config, run.cfg
+    cfg = run.cfg
     info = {"dataset": run.store.dataset, "protocol": run.protocol.id, "protocol_hash": run.protocol.hash,
             "store_identity": run.store.identity, "synthetic": run.store.synthetic, "fold": fold.k,
             "config_hash": run.config_hash, "loss": cfg.loss, "regime": fold.loss_fn.regime,
             "best_epoch": selection.best_epoch, "val_f1_mean": selection.val_f1_mean,
             "alignment": run.store.alignment, "threshold_policy": cfg.threshold}
-    preprocess = {"resize": run.resize, "crop": cfg.image_size, "mean": list(c.mean), "std": list(c.std)}
-    return Detector(fold.encoder, selection.heads, aus=run.aus, preprocess=preprocess, info=info).to(run.device)
+    return Detector(fold.encoder, selection.heads, aus=run.aus, preprocess=eval_preprocess(run, fold.encoder),
+                    info=info).to(run.device)
 
 
 def choose(run: RunContext, val: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[float]:
@@ -171,7 +171,7 @@ def make_row(run: RunContext, k: int, t0: float, **outcome: Any) -> ResultRow:
 def random_paper_recipe(run: RunContext) -> bool:
     """A paper recipe (`table*`) run from random weights (`--pretrained none`): its rows do not
     compare with the published ones, which all started from pretrained weights."""
-    from .recipes import is_paper_recipe
+    from ..runs.recipes import is_paper_recipe
     return run.weights.is_random and is_paper_recipe(run.cfg.recipe)
 
 

@@ -22,8 +22,8 @@ import torch
 
 from ..errors import ConfigError
 from ..fileio import atomic_torch_save
+from ..runs.rundir import CHECKPOINT_NAME
 
-CHECKPOINT_NAME = "last.pt"
 
 
 def rng_states() -> dict[str, Any]:

@@ -15,34 +15,11 @@ from rich.console import Console
 
 from ..errors import ConfigError
 from ..protocols import Protocol, load_protocol
+from ..runs.config import BenchConfig
+from ..runs.rundir import fold_dir
+from ..store import StoreInfo
 from . import ddp
-from .config import BenchConfig
 from .seeds import seed_everything, seed_for
-
-
-@dataclass(frozen=True)
-class StoreInfo:
-    """The root attributes of a store that a run needs, read without loading any frame."""
-
-    path: str
-    dataset: str
-    protocol: str
-    protocol_hash: str
-    aus: tuple[int, ...]
-    identity: str                  # content identity: images, labels, landmarks, ids, protocol
-    image_size: int
-    alignment: dict
-    synthetic: bool = False
-    label_noise: float | None = None
-
-
-def read_store_info(path: str | Path) -> StoreInfo:
-    from ..store import open_store
-
-    with open_store(path) as store:
-        return StoreInfo(str(store.path), store.dataset, store.settings.protocol, store.settings.protocol_hash,
-                         tuple(store.aus), store.identity, int(store.settings.alignment["size"]),
-                         dict(store.settings.alignment), bool(store.source_synthetic), store.source_noise)
 
 
 def config_hash(cfg: BenchConfig, store: StoreInfo, protocol: Protocol, weights_sha256: str | None) -> str:
@@ -87,22 +64,7 @@ class RunContext:
         safe = lambda s: "".join(c if c.isalnum() or c in "._+-" else "_" for c in s)
         c = self.cfg
         name = f"{safe(self.store.dataset)}-{safe(c.backbone)}-{safe(c.loss)}-{self.config_hash}-seed{c.seed}"
-        return Path(c.out_dir).expanduser().resolve() / name / f"fold{fold}"
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """`auto` -> this rank's GPU when CUDA is available, else the CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu or auto")
-        if name == "cuda":
-            name = f"cuda:{local_rank}"
-        torch.cuda.set_device(torch.device(name))
-    elif name != "cpu":
-        raise ConfigError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N")
-    return torch.device(name)
+        return fold_dir(Path(c.out_dir).expanduser().resolve() / name, fold)
 
 
 def resolve_protocol(cfg: BenchConfig, store: StoreInfo) -> Protocol:
@@ -182,9 +144,18 @@ def make_augmenters(run: RunContext, encoder, loss_fn, k: int, rank: int):
     deterministic evaluation view, both resizing the stored face the same way."""
     from ..data import BatchAugment
 
-    cfg, (mean, std) = run.cfg, (encoder.config.mean, encoder.config.std)
+    cfg, pre = run.cfg, eval_preprocess(run, encoder)
     policy = cfg.augment or loss_fn.augment
-    train = BatchAugment.from_policy(policy, cfg.image_size, views=loss_fn.views, train=True, mean=mean, std=std,
-                                     resize=run.resize, seed=seed_for(cfg.seed, "augment", fold=k, rank=rank))
-    evaluate = BatchAugment(cfg.image_size, views=1, train=False, mean=mean, std=std, resize=run.resize, seed=0)
-    return train.to(run.device), evaluate.to(run.device)
+    train = BatchAugment.from_policy(policy, cfg.image_size, views=loss_fn.views, train=True, mean=pre.mean,
+                                     std=pre.std, resize=run.resize,
+                                     seed=seed_for(cfg.seed, "augment", fold=k, rank=rank))
+    return train.to(run.device), pre.module(seed=0).to(run.device)
+
+
+def eval_preprocess(run: RunContext, encoder):
+    """The fold's evaluation preprocessing: the run's resize and crop, the encoder weights'
+    mean and std. The evaluation view and the detector both take it from here."""
+    from ..data.preprocess import EvalPreprocess
+
+    c = encoder.config
+    return EvalPreprocess(run.cfg.image_size, tuple(c.mean), tuple(c.std), run.resize)

@@ -21,8 +21,9 @@ from ..data import AUStoreDataset, make_loader
 from ..errors import AustackError, ConfigError
 from ..protocols import Protocol, shared_aus
 from ..results.schema import ResultRow
-from .config import BenchConfig
-from .context import RunContext, StoreInfo, read_store_info
+from ..runs.config import BenchConfig
+from ..store import StoreInfo, read_store_info
+from .context import RunContext
 
 # An Avg F1 over one or two AUs is mostly the base rate of those AUs: a target sharing fewer
 # AUs with the source is refused. The field's smallest cross-dataset set (BP4D <-> DISFA) has 5.
@@ -136,7 +137,7 @@ def score_target(run: RunContext, k: int, target: Target, source_row: ResultRow)
     from ..metrics import evaluate
     from ..models.detector import load_detector
     from .bench import make_row
-    from .rundir import save_predictions, write_config
+    from ..runs.rundir import save_predictions, write_config
     from .train import predict
 
     t0 = time.perf_counter()

@@ -27,4 +27,4 @@ class BenchEvent:
     row: ResultRow | None = None
 
 
-Progress = Callable[[BenchEvent], None]
+BenchListener = Callable[[BenchEvent], None]

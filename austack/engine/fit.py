@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..runs.rundir import CHECKPOINT_NAME, write_epochs_csv
 from . import ddp
 from .checkpoint import load_for_resume, restore, save_checkpoint
 from .context import Fold, RunContext
 from .events import BenchEvent
 from .regimes import Regime
-from .rundir import write_epochs_csv
 from .seeds import seed_everything, seed_for
 from .train import StepInfo, train_one_epoch
 
@@ -72,7 +72,8 @@ def _resume(run: RunContext, fold: Fold, regime: Regime) -> int:
     restore(state, model=fold.encoder, optimizer=fold.optimizer, scheduler=fold.scheduler)
     fold.history[:] = state["history"]
     regime.load_state(state["regime"])
-    run.console.print(f"fold {fold.k}: resuming from {fold.run_dir / 'last.pt'} after epoch {state['epoch'] + 1}")
+    run.console.print(f"fold {fold.k}: resuming from {fold.run_dir / CHECKPOINT_NAME} after epoch "
+                      f"{state['epoch'] + 1}")
     return state["epoch"] + 1
 
 

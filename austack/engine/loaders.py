@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..data import make_loader
+from ..runs.config import BenchConfig
 from . import ddp
-from .config import BenchConfig
 from .seeds import seed_for
 
 

@@ -15,17 +15,19 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from ..devices import device_type, resolve_device
 from ..errors import ConfigError
+from ..runs.config import BenchConfig
+from ..store import read_store_info
 from . import ddp
-from .config import BenchConfig
-from .context import RunContext, config_hash, read_store_info, resolve_device, resolve_protocol
+from .context import RunContext, config_hash, resolve_protocol
 from .cross import open_targets
-from .events import Progress
+from .events import BenchListener
 from .provenance import provenance
 
 
-def open_run(cfg: BenchConfig, console: Console | None = None, progress: Progress | None = None) -> RunContext:
-    info = ddp.init_from_env("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+def open_run(cfg: BenchConfig, console: Console | None = None, progress: BenchListener | None = None) -> RunContext:
+    info = ddp.init_from_env(device_type(cfg.device))
     device = resolve_device(cfg.device, info.local_rank)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True   # one input size per run: autotuned kernels pay off

@@ -16,11 +16,11 @@ from rich.console import Console
 
 from ..errors import ConfigError, ResultsError
 from ..results.schema import ResultRow
+from ..runs.config import BenchConfig
 from . import ddp
 from .bench import print_run, run_fold_safely
-from .config import BenchConfig
 from .cross import describe
-from .events import Progress
+from .events import BenchListener
 from .preflight import open_run
 
 
@@ -46,7 +46,7 @@ class BenchOutcome:
 
 
 def run_and_record(cfg: BenchConfig, *, console: Console | None = None,
-                   progress: Progress | None = None) -> BenchOutcome:
+                   progress: BenchListener | None = None) -> BenchOutcome:
     run = open_run(cfg, console, progress)
     main = ddp.current().is_main
     db = _open_db(run.cfg.db) if main else None

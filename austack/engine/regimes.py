@@ -23,12 +23,12 @@ import torch
 from ..errors import ConfigError
 from ..fileio import atomic_torch_save
 from ..registry import Registry
+from ..runs.rundir import BEST_NAME
 from . import ddp
 from .context import Fold, RunContext
 from .seeds import seed_everything, seed_for
 from .train import predict
 
-BEST_NAME = "best.pt"
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..align import IDX_68_TO_49, LEFT_EYE, RIGHT_EYE, alignment_params, similarity_49, transform_points, warp
+from ..faces.align import IDX_68_TO_49, LEFT_EYE, RIGHT_EYE, alignment_params, similarity_49, transform_points, warp
 from ..errors import ConfigError
 from ..protocols import Protocol
 from ..store import Store

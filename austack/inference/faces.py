@@ -14,8 +14,8 @@ from functools import cache
 import cv2
 import numpy as np
 
-from ..align import align_frame
-from ..landmarks import LandmarkTracker, fit_68
+from ..faces.align import align_frame
+from ..faces.landmarks import LandmarkTracker, fit_68
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Inputs as one ordered stream of frames, decoded with prepare's own code (`datasets.pixels`).
+"""Inputs as one ordered stream of frames, decoded with prepare's own code (`faces.decode`).
 
 Frames are produced one at a time, so memory stays flat however long a video is. A frame that
 does not decode still comes through (its `pixels` is the error) and becomes a face=0 row, as
@@ -14,7 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from ..datasets.base import AnomalyReport, PixelSource
-from ..datasets.pixels import _VideoCursor, group_frame_errors, iter_frames, video_frame_count
+from ..faces.decode import _VideoCursor, group_frame_errors, iter_frames, video_frame_count
 from ..errors import AustackError
 from .inputs import Input
 

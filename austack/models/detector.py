@@ -19,7 +19,9 @@ from torch import nn
 
 from .. import __version__
 from ..errors import ConfigError
+from ..data.preprocess import EvalPreprocess
 from ..facs import au_name
+from ..runs.rundir import DETECTOR_NAME, fold_dir
 from .encoder import AUEncoder, create_encoder
 
 FORMAT = "austack-detector"
@@ -44,19 +46,17 @@ class Detector(nn.Module):
     detector's own evaluation preprocessing. `thresholds` turn probabilities into 0/1."""
 
     def __init__(self, encoder: AUEncoder, heads: LinearHeads | None, *, aus: Sequence[int],
-                 thresholds: Sequence[float] | None = None, preprocess: dict[str, Any],
+                 thresholds: Sequence[float] | None = None, preprocess: EvalPreprocess,
                  info: dict[str, Any] | None = None):
         super().__init__()
-        from ..data.augment import BatchAugment
 
         self.encoder, self.heads = encoder, heads
         self.aus = [int(a) for a in aus]
         self.thresholds = [0.5] * len(self.aus) if thresholds is None else [float(t) for t in thresholds]
         if len(self.thresholds) != len(self.aus):
             raise ConfigError(f"{len(self.thresholds)} thresholds for {len(self.aus)} AUs")
-        self.preprocess_spec = dict(preprocess)
-        self.preprocess = BatchAugment(preprocess["crop"], views=1, train=False, mean=preprocess["mean"],
-                                       std=preprocess["std"], resize=preprocess.get("resize"))
+        self.preprocess_spec = preprocess.to_dict()      # as saved, and as `predict` reports it
+        self.preprocess = preprocess.module()
         self.info = dict(info or {})
 
     @property
@@ -119,7 +119,7 @@ def load_detector(path: str | os.PathLike, map_location: str | torch.device = "c
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"no detector file at {path}; `austack bench` saves one per fold as "
-                          f"<run dir>/fold<k>/detector.pt", path=path)
+                          f"{fold_dir('<run dir>', '<k>') / DETECTOR_NAME}", path=path)
     try:
         d = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:   # torch raises many kinds on a torn or foreign file
@@ -138,8 +138,8 @@ def load_detector(path: str | os.PathLike, map_location: str | torch.device = "c
     if d["heads_state"] is not None:
         heads = LinearHeads(e["n_au"], e["embed_dim"])
         heads.load_state_dict(d["heads_state"])
-    det = Detector(encoder, heads, aus=d["aus"], thresholds=d["thresholds"], preprocess=d["preprocess"],
-                   info=d["info"])
+    det = Detector(encoder, heads, aus=d["aus"], thresholds=d["thresholds"],
+                   preprocess=EvalPreprocess.from_dict(d["preprocess"]), info=d["info"])
     return det.to(map_location).eval()
 
 

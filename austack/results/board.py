@@ -27,9 +27,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Iterable, Sequence
 
-import numpy as np
-
 from ..errors import AustackError
+from ..metrics import mean_sd
 from ..protocols import Protocol, load_protocol, shared_aus
 from .external import is_external, method_label, setup_label
 from .schema import ResultRow
@@ -148,7 +147,7 @@ def dataset_key(name: str) -> str:
 def _unhashed() -> frozenset[str]:
     """Config keys that cannot change a number: BenchConfig's unhashed fields, plus names
     that older configs used for the same things."""
-    from ..engine.config import BenchConfig
+    from ..runs.config import BenchConfig
 
     own = {f.name for f in fields(BenchConfig) if not f.metadata.get("hashed", True)}
     return frozenset(own | {"data", "store", "fold", "folds", "seed", "device", "workers", "out_dir", "db",
@@ -182,13 +181,6 @@ def _protocol(name: str) -> Protocol | None:
         return None
 
 
-def _mean_sd(values: Iterable[float | None]) -> tuple[float | None, float | None]:
-    v = np.array([x for x in values if x is not None and not math.isnan(x)], dtype=float)
-    if v.size == 0:
-        return None, None
-    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else None)
-
-
 def _percent(x: float | None) -> float | None:
     return None if x is None or math.isnan(x) else 100.0 * x
 
@@ -196,7 +188,7 @@ def _percent(x: float | None) -> float | None:
 def _fold_avg(row: ResultRow) -> float | None:
     if row.f1_mean is not None:
         return row.f1_mean
-    return _mean_sd(row.f1)[0]
+    return mean_sd(row.f1)[0]
 
 
 def _setup(row: ResultRow, show_store: bool) -> str:
@@ -263,7 +255,7 @@ def _experiment(rows: list[ResultRow], show_store: bool, ci: bool) -> BoardRow:
         by_fold[r.fold].append(r)
 
     def over_folds(get) -> tuple[float | None, float | None]:   # seeds averaged within a fold first
-        return _mean_sd(_mean_sd(get(r) for r in fold_rows)[0] for fold_rows in by_fold.values())
+        return mean_sd(mean_sd(get(r) for r in fold_rows)[0] for fold_rows in by_fold.values())
 
     f1, f1_sd = {}, {}
     for a in sorted({a for r in rows for a in r.aus}):

@@ -16,10 +16,10 @@ from typing import Sequence
 
 from ..errors import ResultsError
 from ..fileio import sha256_file
+from ..runs.rundir import PREDICTIONS_NAME, fold_dirs
 from .schema import ResultRow
 from .stats import N_BOOT, Bootstrap, PairedComparison, bootstrap, fold_counts_from_files, paired_bootstrap
 
-PREDICTIONS = "predictions.npz"
 
 
 @dataclass
@@ -38,28 +38,25 @@ class Rescore:
     interval: Bootstrap
 
 
-def _fold_dirs(run_dir: Path) -> list[Path]:
-    if (run_dir / PREDICTIONS).is_file():
-        return [run_dir]
-    dirs = sorted(p.parent for p in run_dir.glob(f"fold*/{PREDICTIONS}"))
+def _fold_dirs(run_dir: Path) -> list[tuple[int, Path]]:
+    dirs = fold_dirs(run_dir, PREDICTIONS_NAME)
     if not dirs:
-        raise ResultsError(f"no {PREDICTIONS} in {run_dir} or its fold*/ folders; give the run dir that "
+        raise ResultsError(f"no {PREDICTIONS_NAME} in {run_dir} or its fold*/ folders; give the run dir that "
                            f"`austack bench` wrote (its path is in each result row's run_dir)", path=run_dir)
     return dirs
 
 
 def rescore(run_dir: str | Path, *, n_boot: int = N_BOOT, seed: int = 0) -> Rescore:
     """Recompute every fold's test F1 from its stored predictions and the thresholds it applied."""
-    from ..engine.rundir import load_predictions
+    from ..runs.rundir import load_predictions
     from ..metrics import evaluate
 
     folds = []
-    for d in _fold_dirs(Path(run_dir).expanduser().resolve()):
-        p = load_predictions(d / PREDICTIONS)
+    for k, d in _fold_dirs(Path(run_dir).expanduser().resolve()):
+        p = load_predictions(d / PREDICTIONS_NAME)
         aus = [int(a) for a in p["aus"]]
         scores = evaluate(p["test_probs"], p["test_labels"], aus, p["thresholds"].tolist())
-        k = int(d.name[4:]) if d.name.startswith("fold") and d.name[4:].isdigit() else len(folds) + 1
-        folds.append(FoldRescore(k, d / PREDICTIONS, [float(x) for x in scores.f1], float(scores.f1_mean),
+        folds.append(FoldRescore(k, d / PREDICTIONS_NAME, [float(x) for x in scores.f1], float(scores.f1_mean),
                                  p["thresholds"].tolist()))
     counts = fold_counts_from_files({f.fold: [f.path] for f in folds})
     return Rescore(aus, folds, bootstrap(counts, aus, n_boot=n_boot, seed=seed))

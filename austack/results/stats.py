@@ -271,7 +271,7 @@ def _check_paired(a: Sequence[FoldCounts], b: Sequence[FoldCounts]) -> None:
 
 def fold_counts_from_files(paths_by_fold: dict[int, list[str | Path]]) -> list[FoldCounts]:
     """FoldCounts from the `predictions.npz` of each fold (one file per seed), in fold order."""
-    from ..engine.rundir import load_predictions
+    from ..runs.rundir import load_predictions
 
     out = []
     for fold in sorted(paths_by_fold):

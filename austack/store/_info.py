@@ -26,7 +26,9 @@ class GroupSummary:
 
 
 @dataclass
-class StoreInfo:
+class StoreSummary:
+    """`austack info`'s view of a finished store: counts per subject and fold split, anomalies."""
+
     path: Path
     dataset: str
     aus: tuple[int, ...]
@@ -39,6 +41,33 @@ class StoreInfo:
     anomalies: Counter = field(default_factory=Counter)
 
 
+@dataclass(frozen=True)
+class StoreInfo:
+    """What a run needs to know of a store: its root attributes, read without loading any frame
+    (`read_store_info`; `summarize` adds the per-subject and per-fold counts)."""
+
+    path: str
+    dataset: str
+    protocol: str
+    protocol_hash: str
+    aus: tuple[int, ...]
+    identity: str                  # content identity: images, labels, landmarks, ids, protocol
+    image_size: int
+    alignment: dict
+    synthetic: bool = False
+    label_noise: float | None = None
+
+
+def read_store_info(path: str | os.PathLike) -> StoreInfo:
+    """A store's `StoreInfo`, from its root attributes (no frame is read)."""
+    from ._reader import open_store
+
+    with open_store(path) as store:
+        return StoreInfo(str(store.path), store.dataset, store.settings.protocol, store.settings.protocol_hash,
+                         tuple(store.aus), store.identity, int(store.settings.alignment["size"]),
+                         dict(store.settings.alignment), bool(store.source_synthetic), store.source_noise)
+
+
 def label_rates(labels: np.ndarray) -> tuple[float, ...]:
     """Per column: share of 1 among the known (not -1) labels."""
     return tuple(occurrence_rates(labels).tolist())
@@ -48,10 +77,10 @@ def _group(name: str, units: int, rows: np.ndarray, store: Store) -> GroupSummar
     return GroupSummary(name, units, len(rows), int(store.face[rows].sum()), label_rates(store.labels[rows]))
 
 
-def info(path: str | os.PathLike) -> StoreInfo:
+def info(path: str | os.PathLike) -> StoreSummary:
     """Summarise a finished store: per subject, per fold split, alignment and provenance."""
     with Store(path) as s:
-        out = StoreInfo(s.path, s.dataset, s.aus, len(s), len(s.sessions), int(s.face.sum()), s.attrs)
+        out = StoreSummary(s.path, s.dataset, s.aus, len(s), len(s.sessions), int(s.face.sum()), s.attrs)
         subjects = s.subjects
         session_subjects = Counter(map(text, s.sessions["subject"]))
         for subject in sorted(set(subjects.tolist())):

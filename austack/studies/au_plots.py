@@ -116,13 +116,12 @@ def pr_figure(fold_predictions: dict[int, dict], path: str | Path, *, title: str
 
 def fold_predictions(run_dir: str | Path) -> tuple[dict[int, dict], str]:
     """({fold: predictions.npz arrays}, the run's name) of a run dir or one fold's dir."""
-    from ..engine.rundir import PREDICTIONS_NAME, load_predictions
+    from ..runs.rundir import PREDICTIONS_NAME, fold_dirs, fold_number, load_predictions
 
     path = Path(run_dir).expanduser().resolve()
-    dirs = [path] if (path / PREDICTIONS_NAME).is_file() else sorted(p.parent for p in path.glob(f"fold*/{PREDICTIONS_NAME}"))
+    dirs = fold_dirs(path, PREDICTIONS_NAME)
     if not dirs:
         raise ResultsError(f"no {PREDICTIONS_NAME} in {path} or its fold*/ folders; give a run dir of "
                            f"`austack bench`", path=path)
-    name = f"{path.parent.name}/{path.name}" if path.name.startswith("fold") else path.name
-    return {int(d.name[4:]) if d.name[4:].isdigit() else i: load_predictions(d / PREDICTIONS_NAME)
-            for i, d in enumerate(dirs, 1)}, name
+    name = f"{path.parent.name}/{path.name}" if fold_number(path) is not None else path.name
+    return {k: load_predictions(d / PREDICTIONS_NAME) for k, d in dirs}, name

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ResultsError, UnknownNameError, did_you_mean
+from ..runs.rundir import DETECTOR_NAME
 from .au_plots import Bars, bars_from_bootstrap, bars_from_published
 
 
@@ -15,7 +16,7 @@ def _run_dir_series(path: Path, n_boot: int) -> tuple[Bars, str, bool]:
     from ..results.rescore import rescore
 
     r = rescore(path, n_boot=n_boot)
-    info = load_detector(r.folds[0].path.parent / "detector.pt").info
+    info = load_detector(r.folds[0].path.parent / DETECTOR_NAME).info
     label = path.name if not path.name.startswith("fold") else f"{path.parent.name}/{path.name}"
     return bars_from_bootstrap(label, r.interval), info.get("dataset", "?"), bool(info.get("synthetic"))
 

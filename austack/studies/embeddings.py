@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ..errors import ConfigError
+from ..runs.rundir import DETECTOR_NAME, fold_dirs, read_config
 from .plots import plt, save_figure
 
 TSNE_MAX_POINTS = 5000      # frames x AUs; above this t-SNE takes minutes on a CPU: PCA instead
@@ -21,13 +21,11 @@ BATCH = 64
 
 def fold_dir_of(path: str | Path) -> Path:
     path = Path(path).expanduser().resolve()
-    if (path / "detector.pt").is_file():
-        return path
-    dirs = sorted(p.parent for p in path.glob("fold*/detector.pt"))
+    dirs = fold_dirs(path, DETECTOR_NAME)
     if not dirs:
-        raise ConfigError(f"no detector.pt in {path} or its fold*/ folders; give a run dir of `austack bench`",
+        raise ConfigError(f"no {DETECTOR_NAME} in {path} or its fold*/ folders; give a run dir of `austack bench`",
                           path=path)
-    return dirs[0]
+    return dirs[0][1]
 
 
 def fold_embeddings(fold_dir: Path, *, split: str = "test", max_frames: int = 400):
@@ -36,11 +34,11 @@ def fold_embeddings(fold_dir: Path, *, split: str = "test", max_frames: int = 40
     import torch
 
     from ..data import AUStoreDataset
-    from ..engine.context import read_store_info
+    from ..store import read_store_info
     from ..models.detector import load_detector
 
-    cfg = yaml.safe_load((fold_dir / "config.yaml").read_text(encoding="utf-8"))
-    det = load_detector(fold_dir / "detector.pt")
+    cfg = read_config(fold_dir)
+    det = load_detector(fold_dir / DETECTOR_NAME)
     store = cfg["data"]
     if not Path(store).is_file():
         raise ConfigError(f"the store {store} that {fold_dir} was trained on is gone; the embeddings need "

@@ -4,7 +4,7 @@ Synthetic BP4D is made once without noise and prepared once. Each (kind, level, 
 trains on training and validation labels with `level` of them flipped (`BenchConfig
 .label_noise`, seeded by seed, fold and split), on every fold, through `run_and_record`; every
 test split is scored against the clean labels (the answer) and, reported separately, against
-test labels flipped the same way with a recorded seed (`noisy_test`).
+test labels flipped the same way with a recorded seed (`noisy_scoring`).
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def grid(levels: Sequence[float], losses: Sequence[str], kinds: Sequence[str]) -
 
 def base_recipe(loss: str) -> dict[str, Any]:
     """The demo recipe of the loss's regime (supervised: demo-wce; else demo-aunce), this loss."""
-    from ..engine.recipes import load_recipe
+    from ..runs.recipes import load_recipe
     from ..losses import create_loss
 
     supervised = create_loss(loss).regime == "supervised"
@@ -97,7 +97,7 @@ def base_recipe(loss: str) -> dict[str, Any]:
 
 
 def bench_config(s: Setting, size: NoiseSize, store: Path, out: Path, seed: int, device: str):
-    from ..engine.config import BenchConfig
+    from ..runs.config import BenchConfig
 
     return BenchConfig.from_dict({**base_recipe(s.loss), **size.bench, "label_noise": s.level,
                                   "label_noise_kind": s.kind, "seed": seed, "data": str(store),

@@ -10,7 +10,7 @@ from typing import Sequence
 from ..results.rescore import interval_for_rows
 from .noise import NoiseStudy
 from .noise_drops import DROP_COLUMNS, noise_drops
-from .noisy_test import flip_seed, noisy_interval
+from .noisy_scoring import flip_seed, noisy_interval
 from .plots import noise_figure
 from .report import markdown_table, write_csv, write_readme
 

@@ -2,7 +2,7 @@
 
 `--param loss.beta_neg=0.2,0.4,0.8` sweeps a loss option, `--param lr=1e-3,3e-3` a
 `BenchConfig` field. Each point is its own config hash in the results database; values are
-read by `engine.config.parse_value` (1e-3 and 0.2 numbers, true a boolean, cosine a string). Every point is built
+read by `runs.config.parse_value` (1e-3 and 0.2 numbers, true a boolean, cosine a string). Every point is built
 and checked before the first one trains.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..engine.config import parse_value
+from ..runs.config import parse_value
 from ..errors import ConfigError, UnknownNameError, did_you_mean
 
 # Fields that say where or how a run goes, or are the grid itself: not sweepable.
@@ -68,7 +68,7 @@ def parse_param(text: str) -> Param:
 
 
 def check_param(p: Param, loss: str) -> None:
-    from ..engine.config import BenchConfig
+    from ..runs.config import BenchConfig
     from ..losses import loss_options
 
     if p.is_loss_option:
@@ -88,7 +88,7 @@ def check_param(p: Param, loss: str) -> None:
 
 def build_points(recipe: dict[str, Any], params: Sequence[Param], base: dict[str, Any]) -> list[Point]:
     """Every point's BenchConfig, built (and so checked) now, losses included."""
-    from ..engine.config import BenchConfig
+    from ..runs.config import BenchConfig
     from ..losses import create_loss
 
     settings = {**recipe, **base}
@@ -119,7 +119,7 @@ def run_sweep(recipe: str, params: Sequence[Param], *, data: str, out: str | Pat
     """Run (or resume) every point; rows go to `db` (default `<out>/results.sqlite`)."""
     from rich.console import Console
 
-    from ..engine.recipes import load_recipe
+    from ..runs.recipes import load_recipe
     from .report import EngineLog, fold_outcome, now
 
     out = Path(out).expanduser().resolve()

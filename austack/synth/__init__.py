@@ -30,6 +30,7 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError
 from ..fileio import atomic_open, atomic_write_text
+from ..progress import Progress
 from ..protocols import load_protocol
 from .layouts.base import ALL_AUS, LAYOUTS, SynthSession, Truth
 
@@ -45,7 +46,6 @@ SYNTH_DIR = "_synth"
 MANIFEST = "manifest.json"
 CLEAN_LABELS = "labels_clean.csv"
 
-Progress = Callable[[int, int], None]   # (frames rendered so far, frames in all)
 
 
 @dataclass
@@ -135,7 +135,7 @@ class _Counter:
         if n > self.done.get(key, 0):
             self.done[key] = n
             if self.progress is not None:
-                self.progress(sum(self.done.values()), self.total)
+                self.progress(sum(self.done.values()), self.total, key[0])
 
     @property
     def rendered(self) -> int:

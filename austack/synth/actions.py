@@ -12,16 +12,12 @@ found by inverting the same field, so they move with the pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from scipy.interpolate import RBFInterpolator
 
 from .layouts.base import ALL_AUS
-
-if TYPE_CHECKING:
-    from .face import HeadPose, SyntheticSubject
 
 # Side of the face of each 68-point iBUG landmark: -1 image-left, +1 image-right, 0 midline.
 SIDE = np.zeros(68, np.int8)
@@ -472,12 +468,13 @@ def _mouth(frame: np.ndarray, pts: np.ndarray, iod: float, closed_gap: float) ->
     region += (a - t) * CAVITY_RGB + t * TEETH_RGB
 
 
-def render_frame(subject: "SyntheticSubject", intensities, rng: np.random.Generator,
-                 pose: "HeadPose | None" = None) -> tuple[np.ndarray, np.ndarray]:
-    """One frame of `subject` showing AU `intensities` (0..5, in ALL_AUS order).
+def render_frame(subject, intensities, rng: np.random.Generator, pose=None) -> tuple[np.ndarray, np.ndarray]:
+    """One frame of `subject` (a `face.SyntheticSubject`; `face` builds on this module, so it
+    is not imported here) showing AU `intensities` (0..5, in ALL_AUS order).
 
-    `pose` is the smooth head motion of this frame (see `face.head_motion`); a slight tremor
-    is drawn from `rng` on top. Returns (RGB uint8 HxWx3, 68 landmarks float32 (68, 2), 0-based).
+    `pose` (a `face.HeadPose` or None) is the smooth head motion of this frame (see
+    `face.head_motion`); a slight tremor is drawn from `rng` on top. Returns (RGB uint8
+    HxWx3, 68 landmarks float32 (68, 2), 0-based).
     """
     rig = subject.rig
     levels = np.clip(np.asarray(intensities, int), 0, 5)

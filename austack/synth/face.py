@@ -105,7 +105,7 @@ def base_landmarks() -> tuple[np.ndarray, np.ndarray]:
     """(RGB photo, its 68 dlib landmarks), found once per process."""
     from skimage import data
 
-    from ..landmarks import detect_68
+    from ..faces.landmarks import detect_68
 
     photo = data.astronaut()
     points = detect_68(photo)

@@ -37,7 +37,7 @@ CANDIDATES = {
 def main() -> None:
     from austack.demo import FULL, LAYOUT, PREPARE
     from austack.engine import BenchConfig, run_and_record
-    from austack.engine.recipes import load_recipe
+    from austack.runs.recipes import load_recipe
     from austack.prepare import prepare
     from austack.synth import synthesize
 

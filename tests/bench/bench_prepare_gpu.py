@@ -61,8 +61,8 @@ def stages(frames, device: str) -> list[tuple[str, float]]:
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from austack.align import at_scale, decode_scale, similarity_49, to_49
-    from austack.prepare_gpu import warp_batch
+    from austack.faces.align import at_scale, decode_scale, similarity_49, to_49
+    from austack.prepare.gpu import warp_batch
     from austack.store import encode_image
 
     c = frames[:CHUNK_FRAMES]

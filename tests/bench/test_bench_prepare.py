@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from austack.align import landmarks_68_to_49, similarity_49, warp
+from austack.faces.align import landmarks_68_to_49, similarity_49, warp
 from austack.prepare import Job, process_chunk
 
 from _bp4d_frames import write_bp4d_frames

@@ -25,7 +25,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ...align import landmarks_68_to_49
+from ...faces.align import landmarks_68_to_49
 from ...datasets._matlab import write_v73_cells
 from ...errors import ConfigError
 from ...protocols import Protocol, load_protocol

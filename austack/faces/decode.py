@@ -30,7 +30,7 @@ import numpy as np
 import simplejpeg
 
 from ..errors import ConfigError, RawDataError
-from .base import Anomaly, PixelSource
+from ..records import Anomaly, PixelSource
 
 # cv2 flag per reduction factor: libjpeg decodes at 1/2, 1/4 or 1/8 scale directly.
 _IMREAD_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,

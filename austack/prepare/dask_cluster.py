@@ -15,7 +15,7 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from typing import Iterator
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 LOCAL = "local"
 CONNECT_TIMEOUT = "20s"
@@ -78,7 +78,7 @@ def warm_worker() -> None:
     spawn, they do not fork, so OpenCV's thread pool is the worker's own to reconfigure.)"""
     import cv2
 
-    import austack.prepare_chunk  # noqa: F401
+    import austack.prepare.chunk  # noqa: F401
 
     cv2.setNumThreads(1)
 

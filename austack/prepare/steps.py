@@ -1,4 +1,4 @@
-"""The pieces of `prepare` shared by a plain run and a sharded one (`prepare_shards`).
+"""The pieces of `prepare` shared by a plain run and a sharded one (`shards`).
 
 `session_steps` cuts one session into chunks in write order and tells which a resume keeps;
 `StepWriter` saves each chunk's result into a `StoreWriter`, closes sessions and counts for
@@ -14,13 +14,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef
-from .prepare_chunk import ChunkResult, Job, job_key
-from .store import StoreWriter
+from ..datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef
+from ..progress import Progress
+from ..store import StoreWriter
+from .job import ChunkResult, Job, job_key
 
 NO_FACE_LISTED = 20  # frame numbers spelled out per session in a no_face anomaly
-
-Progress = Callable[[int, int, str], None]   # (frames written, frames in total, current subject)
 
 
 @dataclass

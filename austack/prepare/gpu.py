@@ -23,43 +23,26 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .align import BORDER, at_scale, transform_points
-from .errors import ConfigError
-from .store import ORIGIN, encode_image
+from ..faces.align import BORDER, at_scale, transform_points
+from ..devices import resolve_device
+from ..errors import ConfigError
+from ..store import ORIGIN, encode_image
+from .job import ChunkResult, Job, chunk_rows, frame_plans
 
 if TYPE_CHECKING:
     import torch
-
-    from .prepare_chunk import ChunkResult, Job
 
 BATCH = 32          # frames decoded and warped at once: ~1.4 GB of float32 at BP4D's size
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
-def pixel_decoder(device: str | None) -> str:
-    """The name a store records for the pixels of `device` ("opencv" for the CPU path)."""
-    if device is None:
-        return "opencv"
-    import torch
-
-    return f"torchvision-{torch.device(device).type}"
-
-
 def check_device(device: str) -> None:
     """A clear error for a device this machine cannot use, before any work."""
     try:
-        import torch
         _decoder()
     except ImportError as e:
         raise ConfigError(f"--device {device} needs torch and torchvision's decode_jpeg ({e})") from None
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"--device {device!r} is not a torch device (try cuda or cuda:1)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA device is visible here")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    resolve_device(device, kinds=None, auto=False, select=False)
 
 
 def _decoder():
@@ -115,16 +98,14 @@ def _inside_weight(coord: "torch.Tensor", n: int) -> "torch.Tensor":
     return (1 - frac) * ((lo >= 0) & (lo <= n - 1)) + frac * ((lo + 1 >= 0) & (lo + 1 <= n - 1))
 
 
-def _plans(job: "Job") -> tuple[list, list[int]] | None:
+def _plans(job: Job) -> tuple[list, list[int]] | None:
     """Each frame's (49 points, matrix) and the scale the CPU path decodes it at, or None
     when the chunk is not for this path."""
-    from .prepare_chunk import _frame_plans
-
     if job.landmarks == "dlib":
         return None
     if not all(f.source.kind == "image" and f.source.path.lower().endswith(JPEG_SUFFIXES) for f in job.frames):
         return None
-    plans, scales, _ = _frame_plans(job)
+    plans, scales, _ = frame_plans(job)
     return (plans, scales) if all(isinstance(p, tuple) for p in plans) else None
 
 
@@ -136,13 +117,13 @@ def _read(path: str) -> bytearray:
     return data if n == len(data) else data[:n]
 
 
-def _read_all(job: "Job") -> list | None:
+def _read_all(job: Job) -> list | None:
     """Each frame's file bytes as a tensor; None when one does not read, is cut short (the
     CPU path reports it; a decoder would fill it with grey), or is turned by its EXIF
     orientation (OpenCV turns such a frame, nvJPEG would not)."""
     import torch
 
-    from .datasets.pixels import exif_turned, jpeg_complete
+    from ..faces.decode import exif_turned, jpeg_complete
 
     try:
         files = [_read(f.source.path) for f in job.frames]
@@ -153,7 +134,7 @@ def _read_all(job: "Job") -> list | None:
     return [torch.frombuffer(b, dtype=torch.uint8) for b in files]
 
 
-def _aligned(job: "Job", files: list, matrices: np.ndarray, scales: list[int]) -> np.ndarray | None:
+def _aligned(job: Job, files: list, matrices: np.ndarray, scales: list[int]) -> np.ndarray | None:
     """(n, size, size, 3) RGB uint8 faces on the host, or None if a file does not decode.
 
     Each frame is first averaged over r x r blocks, r its entry in `scales` (the scale the
@@ -183,10 +164,8 @@ def _aligned(job: "Job", files: list, matrices: np.ndarray, scales: list[int]) -
     return out
 
 
-def process_chunk_gpu(job: "Job") -> "ChunkResult | None":
+def process_chunk_gpu(job: Job) -> ChunkResult | None:
     """The chunk on `job.device`, or None when it must take the CPU path."""
-    from .prepare_chunk import ChunkResult, _rows
-
     t0 = time.perf_counter()
     planned = _plans(job)
     files = _read_all(job) if planned is not None else None
@@ -201,5 +180,5 @@ def process_chunk_gpu(job: "Job") -> "ChunkResult | None":
     points = np.stack([transform_points(p, m) for p, m in plans]).astype(np.float32)
     images = [encode_image(face, job.encoding, job.quality) for face in faces]
     face, origin = np.ones(n, np.uint8), np.full(n, ORIGIN["shipped"], np.uint8)
-    return ChunkResult(_rows(job, images, points, matrices.astype(np.float32), face, origin, []), [],
+    return ChunkResult(chunk_rows(job, images, points, matrices.astype(np.float32), face, origin, []), [],
                        time.perf_counter() - t0)

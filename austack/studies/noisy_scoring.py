@@ -32,7 +32,7 @@ def noisy_interval(rows: Sequence[ResultRow], level: float, kind: str, *, n_boot
                    seed: int = 0) -> tuple[Bootstrap, dict[tuple[int, int], float]]:
     """Bootstrap interval of mean F1 against noisy test labels over rows of one setting, and
     each (fold, seed)'s own mean F1 against them."""
-    from ..engine.rundir import load_predictions
+    from ..runs.rundir import load_predictions
     from ..metrics import evaluate
 
     stacks: dict[int, list[np.ndarray]] = defaultdict(list)

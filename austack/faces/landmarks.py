@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 

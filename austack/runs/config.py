@@ -7,31 +7,17 @@ so a new setting is one line here. Unset fields (None) keep the defaults of the 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import ConfigError
+from ..settings import check_value, setting
 
 LR_SCHEDULES = ("constant", "cosine")
 AUGMENT_POLICIES = ("basic", "simclr")   # the keys of austack.data.augment.POLICIES
 THRESHOLDS = ("0.5", "val")
 from ..labels import NOISE_KINDS  # noqa: E402  (flip any known label / turn active labels inactive)              # 0.5: the paper's; val: per-AU, chosen on validation
 PAPER_CROP_FRACTION = 224 / 256          # the paper crops 224 px out of 256 px aligned faces
-
-
-def setting(default: Any, help: str, *, cli: bool = True, min: float | None = None, min_open: bool = False,
-            max: float | None = None, choices: tuple[str, ...] | None = None, metavar: str | None = None, hashed: bool = True):
-    """A BenchConfig field: its default plus what the CLI and the config hash need to know.
-
-    min / min_open: the smallest value allowed (exclusive when min_open); choices: allowed
-    strings; cli=False: settable from recipes only; hashed=False: a setting that changes where
-    or how fast a run goes, never the number it produces (left out of the config hash).
-    """
-    meta = dict(help=help, cli=cli, min=min, min_open=min_open, max=max, choices=choices, metavar=metavar,
-                hashed=hashed)
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -97,7 +83,7 @@ class BenchConfig:
         if isinstance(self.threshold, (int, float)) and not isinstance(self.threshold, bool):
             object.__setattr__(self, "threshold", str(float(self.threshold)))   # YAML reads 0.5 as a number
         for f in fields(self):
-            _check_value(f, getattr(self, f.name))
+            check_value(f, getattr(self, f.name))
         object.__setattr__(self, "folds", tuple(int(k) for k in self.folds))
         data = (self.test_data,) if isinstance(self.test_data, str) else self.test_data   # YAML: one path or a list
         object.__setattr__(self, "test_data", tuple(str(p) for p in data))
@@ -125,24 +111,6 @@ class BenchConfig:
 def cli_fields() -> list:
     """The BenchConfig fields `austack bench` offers as options, in declaration order."""
     return [f for f in fields(BenchConfig) if f.metadata["cli"]]
-
-
-def _check_value(f, value) -> None:
-    m = f.metadata
-    if value is None:
-        return
-    if m["choices"] and value not in m["choices"]:
-        raise ConfigError(f"unknown {f.name} {value!r}; expected one of {', '.join(m['choices'])}")
-    if m["min"] is None or isinstance(value, bool):
-        return
-    if not isinstance(value, (int, float)):
-        raise ConfigError(f"{f.name} must be a number, got {value!r}")
-    low, high = m["min"], m["max"]
-    if value < low or (m["min_open"] and value == low) or (high is not None and value > high):
-        bound = ("positive" if low == 0 else f"above {low}") if m["min_open"] else f"at least {low}"
-        bound += f" and at most {high}" if high is not None else ""
-        hint = " (leave grad_clip unset for no clipping)" if f.name == "grad_clip" else ""
-        raise ConfigError(f"{f.name} must be {bound}, got {value}{hint}")
 
 
 def parse_value(text: str) -> Any:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 BORDER = 128  # grey of the pixels the warp takes from outside the frame
 METHOD = "similarity-49"

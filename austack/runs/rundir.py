@@ -1,4 +1,7 @@
-"""The files of a fold's run dir, each written atomically.
+"""The run-directory format: every file name of a run dir, spelled here only, and the files
+of a fold's folder, each written atomically.
+
+A run dir holds one `fold<k>/` folder per fold (`fold_dir`, found again by `fold_dirs`), each:
 
 `config.yaml` (the resolved config, fold and hashes), `epochs.csv` (one row per epoch),
 `last.pt` (resume, `checkpoint`), `best.pt` (the supervised regime's best weights),
@@ -19,12 +22,42 @@ import yaml
 from ..fileio import atomic_open, atomic_write_text, sha256_file
 
 CSV_COLUMNS = ("phase", "epoch", "train_loss", "val_f1_mean", "images_per_s", "seconds", "lr")
-PREDICTIONS_NAME = "predictions.npz"
+CONFIG_NAME = "config.yaml"
+EPOCHS_NAME = "epochs.csv"
+CHECKPOINT_NAME = "last.pt"
+BEST_NAME = "best.pt"
 DETECTOR_NAME = "detector.pt"
+PREDICTIONS_NAME = "predictions.npz"
+FOLD_PREFIX = "fold"
+
+
+def fold_dir(run_dir: str | Path, fold: int) -> Path:
+    """The folder of fold `fold` in a run dir."""
+    return Path(run_dir) / f"{FOLD_PREFIX}{fold}"
+
+
+def fold_number(folder: str | Path) -> int | None:
+    """k for a folder named fold<k>, else None."""
+    tail = Path(folder).name[len(FOLD_PREFIX):]
+    return int(tail) if Path(folder).name.startswith(FOLD_PREFIX) and tail.isdigit() else None
+
+
+def fold_dirs(path: str | Path, holding: str) -> list[tuple[int, Path]]:
+    """(fold, folder) for each fold folder of the run dir `path` that holds the file `holding`,
+    in name order; `path` itself when it is such a folder. A folder not named fold<k> gets its
+    place in the list as its number. Empty when there is none."""
+    path = Path(path)
+    dirs = [path] if (path / holding).is_file() else sorted(p.parent for p in path.glob(f"{FOLD_PREFIX}*/{holding}"))
+    return [(k if (k := fold_number(d)) is not None else i, d) for i, d in enumerate(dirs, 1)]
 
 
 def write_config(run_dir: Path, config: dict[str, Any], **extra: Any) -> None:
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({**config, **extra}, sort_keys=False))
+    atomic_write_text(run_dir / CONFIG_NAME, yaml.safe_dump({**config, **extra}, sort_keys=False))
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """A fold folder's resolved config (`write_config`)."""
+    return yaml.safe_load((Path(run_dir) / CONFIG_NAME).read_text(encoding="utf-8"))
 
 
 def write_epochs_csv(run_dir: Path, history: list[dict[str, Any]]) -> None:
@@ -33,7 +66,7 @@ def write_epochs_csv(run_dir: Path, history: list[dict[str, Any]]) -> None:
     w.writeheader()
     for h in history:
         w.writerow({k: ("" if h.get(k) is None else h[k]) for k in CSV_COLUMNS})
-    atomic_write_text(run_dir / "epochs.csv", buf.getvalue())
+    atomic_write_text(run_dir / EPOCHS_NAME, buf.getvalue())
 
 
 def save_predictions(run_dir: Path, splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],

@@ -3,11 +3,10 @@ a fold number."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
-from ..engine.rundir import DETECTOR_NAME
 from ..errors import ConfigError
+from .rundir import DETECTOR_NAME, fold_dir, fold_dirs, fold_number
 
 
 def locate_detector(path: str | os.PathLike, fold: int | None = None) -> Path:
@@ -23,8 +22,7 @@ def locate_detector(path: str | os.PathLike, fold: int | None = None) -> Path:
                           f"its run directory with --fold", path=p)
     if (p / DETECTOR_NAME).is_file() and fold is None:
         return p / DETECTOR_NAME
-    folds = sorted(int(m.group(1)) for d in p.iterdir()
-                   if (m := re.fullmatch(r"fold(\d+)", d.name)) and (d / DETECTOR_NAME).is_file())
+    folds = sorted(k for k, d in fold_dirs(p, DETECTOR_NAME) if d != p and fold_number(d) is not None)
     if not folds:
         raise ConfigError(f"{p} holds no fold<k>/{DETECTOR_NAME}; is it an `austack bench` run "
                           f"directory?", path=p)
@@ -36,4 +34,4 @@ def locate_detector(path: str | os.PathLike, fold: int | None = None) -> Path:
     if fold not in folds:
         raise ConfigError(f"{p} has no detector for fold {fold}; it has folds "
                           f"{', '.join(map(str, folds))}", path=p)
-    return p / f"fold{fold}" / DETECTOR_NAME
+    return fold_dir(p, fold) / DETECTOR_NAME

@@ -21,7 +21,6 @@ import os
 import shutil
 import time
 from collections import Counter
-from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,17 +28,19 @@ from typing import Callable, Iterator
 
 import h5py
 
-from .datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef
-from .errors import AustackError, StoreError, StoreExistsError
-from .executors import WorkerLostError, ordered_map
-from .prepare_chunk import Job, job_key, process_chunk
-from .prepare_steps import PrepareReport, Progress, StepWriter, job_maker, session_steps
-from .store import StoreSettings, StoreWriter
-from .store._parts import write_error
-from .store._provenance import root_attrs
-from .store._shards import assemble_shards, write_virtual
+from ..datasets.base import Anomaly, AnomalyReport, FrameRecord, SessionRef
+from ..errors import AustackError, StoreError, StoreExistsError
+from ..progress import Progress
+from ..store import StoreSettings, StoreWriter
+from ..store._parts import write_error
+from ..store._provenance import root_attrs
+from ..store._shards import assemble_shards, write_virtual
+from .chunk import process_chunk
+from .executors import Pool, WorkerLostError, ordered_map
+from .job import Job, job_key
+from .options import PrepareOptions
+from .steps import PrepareReport, StepWriter, job_maker, session_steps
 
-SHARD_SESSIONS = 4          # sessions per shard by default
 SHARDS_SUFFIX = ".shards"
 KEY_VERSION = 1
 
@@ -120,14 +121,6 @@ def write_shard(sj: ShardJob) -> ShardResult:
                        report.resumed_sessions, time.perf_counter() - t0)
 
 
-@dataclass(frozen=True)
-class ShardOptions:
-    virtual: bool = False
-    sessions: int = SHARD_SESSIONS      # per shard
-    resume: bool = False
-    force: bool = False
-
-
 def _groups(n: int, k: int) -> list[range]:
     return [range(a, min(n, a + k)) for a in range(0, n, k)]
 
@@ -157,8 +150,7 @@ def _naming(final: Path) -> Callable[[tuple, Exception], Exception]:
     return name
 
 
-def run_sharded(plan, report: PrepareReport, executor: Executor, window: tuple[int, int | None],
-                progress: Progress | None, template: Job, chunk_frames: int, opts: ShardOptions) -> bool:
+def run_sharded(plan, report: PrepareReport, pool: Pool, progress: Progress | None, opts: PrepareOptions) -> bool:
     """Write every shard that is not kept, then the final store; False when `--resume` found
     the final store already complete (nothing done)."""
     final, folder = report.out, shards_path(report.out)
@@ -166,10 +158,11 @@ def run_sharded(plan, report: PrepareReport, executor: Executor, window: tuple[i
         return False
     _sweep_aside(final, folder)
     folder.mkdir(parents=True, exist_ok=True)
-    groups = _groups(len(plan.refs), opts.sessions)
+    groups = _groups(len(plan.refs), opts.shard_sessions)
     done, total = 0, sum(plan.counts)
-    items = _items(plan, folder, template, chunk_frames, opts.sessions)
-    for tag, res in ordered_map(executor, write_shard, items, window[0], _naming(final), running=window[1]):
+    items = _items(plan, folder, plan.job_template(opts), opts.chunk_frames, opts.shard_sessions)
+    for tag, res in ordered_map(pool.executor, write_shard, items, pool.window, _naming(final),
+                                running=pool.running):
         done += tag[2]
         if res is None:
             report.resumed_sessions += len(tag[1])
@@ -182,11 +175,12 @@ def run_sharded(plan, report: PrepareReport, executor: Executor, window: tuple[i
         if progress:
             progress(done, total, tag[1][-1].subject)
     report.anomalies.extend(plan.reader_report)
-    _finish(plan, final, folder, [shard_path(folder, g) for g in range(len(groups))], chunk_frames, opts.virtual)
+    _finish(plan, final, folder, [shard_path(folder, g) for g in range(len(groups))], opts.chunk_frames,
+            opts.virtual)
     return True
 
 
-def _prepared(final: Path, folder: Path, settings: StoreSettings, opts: ShardOptions) -> bool:
+def _prepared(final: Path, folder: Path, settings: StoreSettings, opts: PrepareOptions) -> bool:
     """Refuse to overwrite; clear for --force; True when --resume finds the store done."""
     if opts.force:
         _remove(folder)
@@ -198,7 +192,7 @@ def _prepared(final: Path, folder: Path, settings: StoreSettings, opts: ShardOpt
                                "or --force to start over", path=folder)
     if not (opts.resume and final.exists()) or (folder.exists() and not opts.virtual):
         return False       # a copied store whose folder is still there: assemble again, then tidy
-    from .store import open_store
+    from ..store import open_store
 
     try:
         with open_store(final) as s:
