@@ -24,6 +24,7 @@ from ..results.schema import ResultRow
 from ..runs.config import BenchConfig
 from ..store import StoreInfo, read_store_info
 from .context import RunContext
+from .rows import error_row, make_row
 
 # An Avg F1 over one or two AUs is mostly the base rate of those AUs: a target sharing fewer
 # AUs with the source is refused. The field's smallest cross-dataset set (BP4D <-> DISFA) has 5.
@@ -136,7 +137,6 @@ def score_target(run: RunContext, k: int, target: Target, source_row: ResultRow)
     """The cross-dataset row of fold `k` on `target`, from the fold's recorded detector and thresholds."""
     from ..metrics import evaluate
     from ..models.detector import load_detector
-    from .bench import make_row
     from ..runs.rundir import save_predictions, write_config
     from .train import predict
 
@@ -187,7 +187,6 @@ def as_cross(run: RunContext, target: Target, row: ResultRow, run_dir: Path) -> 
 
 def score_target_safely(run: RunContext, k: int, target: Target, source_row: ResultRow) -> ResultRow:
     """`score_target`, or an error row on the target's board (the other targets go on)."""
-    from .bench import error_row
 
     t0 = time.perf_counter()
     try:
