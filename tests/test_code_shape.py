@@ -132,6 +132,36 @@ def test_folders_import_only_downwards():
     assert not breaks, "imports against the folder order:\n" + "\n".join(breaks)
 
 
+def missing_imports(root: Path) -> list[str]:
+    """Imports, at any depth, of austack modules that do not exist: a deferred import left
+    pointing at a module's old home fails only when its function first runs."""
+    modules = {_module_name(p, root) for p in _sources(root, "austack")}
+    modules |= {"austack.cli"} | {f"austack.cli.{p.stem}" for p in (root / "cli").glob("*.py")}
+    out = []
+    for path in _sources(root, "austack", "cli"):
+        m = _module_name(path, root) if path.is_relative_to(root / "austack") else f"austack.cli.{path.stem}"
+        package = m if path.name == "__init__.py" else m.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                names = [base]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            out += [f"{path.relative_to(root)}:{node.lineno} imports {n}" for n in names
+                    if n.startswith("austack") and n not in modules and not n.startswith("austack._resources")]
+    return out
+
+
+def test_every_import_names_a_module_that_exists():
+    missing = missing_imports(ROOT)
+    assert not missing, "\n".join(missing)
+
+
 def test_results_and_inference_import_nothing_from_the_engine():
     graph = import_graph(ROOT)
     up = [f"{m} -> {d}" for m, deps in graph.items() if _folder(m) in ("results", "inference")

@@ -49,7 +49,7 @@ def config_hash(config: dict) -> str:
 
 def external_rows(report, out_dir: str | Path) -> list[ResultRow]:
     """One row per scored fold; each fold's calls saved as `out_dir/fold<k>/predictions.npz`."""
-    from ..engine.rundir import save_predictions
+    from ..runs.rundir import save_predictions
 
     config = config_of(report)
     chash = config_hash(config)
