@@ -146,10 +146,17 @@ def run_task(cfg: BenchConfig, fold: int, threads: int, marker: tuple[str, str])
 
 
 def warm_worker() -> tuple[str, int]:
-    """Import the training code once per worker; (host, usable cores) for the thread count."""
+    """Import the training code once per worker (the first task would pay ~seconds for timm
+    and the rest); (host, usable cores) for the thread count."""
     import torch  # noqa: F401
 
+    import austack.data  # noqa: F401
     import austack.engine.bench  # noqa: F401
+    import austack.engine.preflight  # noqa: F401
+    import austack.losses  # noqa: F401
+    import austack.metrics  # noqa: F401
+    import austack.models  # noqa: F401
+    import austack.models.detector  # noqa: F401
 
     try:
         cores = len(os.sched_getaffinity(0))
@@ -179,7 +186,9 @@ def start_local_cluster(n: int | None):
     gpus = _local_gpus()
     n = n or gpus or os.cpu_count() or 1
     settings = {SPAWN_ENV: glibc_malloc_env(), "distributed.worker.profile.enabled": False,
-                "distributed.worker.daemon": False, "distributed.scheduler.allowed-failures": ALLOWED_FAILURES}
+                "distributed.worker.daemon": False, "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                # a worker holds only the task it runs: a task queued behind it would share its death
+                "distributed.scheduler.worker-saturation": 1.0}
     with dask.config.set(settings):
         cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.ERROR)
@@ -285,10 +294,12 @@ def land(p: _Plan, result: TaskResult) -> ResultRow:
 
 
 def run_tasks(cfgs: Sequence[BenchConfig], address: str, *, console: Console | None = None,
-              threads: int | None = None, on_done: Callable[[Task, TaskResult], None] | None = None) -> TaskRun:
+              log: Console | None = None, threads: int | None = None,
+              on_done: Callable[[Task, TaskResult], None] | None = None) -> TaskRun:
     """Run every fold of every config as a task on the cluster at `address`; record each row
     as it comes back. Returns one BenchOutcome per config (folds in order); a task that failed
-    twice leaves its fold's row None and id -1, and is listed in `lost`."""
+    twice leaves its fold's row None and id -1, and is listed in `lost`. `console` gets a line
+    per task and the bar; `log` (default: `console`) the resolved configs."""
     from distributed import as_completed
 
     from ..progress import make_progress
@@ -297,12 +308,13 @@ def run_tasks(cfgs: Sequence[BenchConfig], address: str, *, console: Console | N
     console = console if console is not None else Console(stderr=True)
     say = lambda text: console.print(text, markup=False, highlight=False)
     t0 = time.perf_counter()
-    plans, tasks = plan(cfgs, console)
+    log = log if log is not None else console
+    plans, tasks = plan(cfgs, log)
     for p in plans:
         print_run(p.run)
         for k in p.outcome.reused:
-            say(f"fold {k}: already recorded as row {p.outcome.ids[p.slots[k]]} (config {p.run.config_hash}, "
-                f"seed {p.run.cfg.seed}); not run again")
+            log.print(f"fold {k}: already recorded as row {p.outcome.ids[p.slots[k]]} (config {p.run.config_hash}, "
+                f"seed {p.run.cfg.seed}); not run again", markup=False, highlight=False)
     report = TaskRun([p.outcome for p in plans], tasks=len(tasks))
     if tasks:
         with task_client(address) as client, _markers(tasks) as markers:
