@@ -99,7 +99,8 @@ class TaskRun:
     tasks: int = 0             # submitted (the folds already recorded are not tasks)
     threads: int = 0
     workers: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0       # all of it: checks, cluster start, tasks
+    startup_s: float = 0.0     # the cluster's start (local:N) and the workers' warm-up
 
 
 # ---------------------------------------------------------------- the worker side
@@ -289,8 +290,8 @@ def land(p: _Plan, result: TaskResult) -> ResultRow:
             atomic_write_bytes(run_dir / name, data)
     moved = {a: (str(run_dir / Path(getattr(row, a)).name) if getattr(row, a) else None)
              for a in ("predictions", "detector")}
-    return replace(row, run_dir=str(run_dir), store=run.store.path, config=replace(run.cfg, device=p.cfg.device).to_dict(),
-                   **moved)
+    config = replace(run.cfg, device=p.cfg.device).to_dict()
+    return replace(row, run_dir=str(run_dir), store=run.store.path, config=config, **moved)
 
 
 def run_tasks(cfgs: Sequence[BenchConfig], address: str, *, console: Console | None = None,
@@ -317,13 +318,15 @@ def run_tasks(cfgs: Sequence[BenchConfig], address: str, *, console: Console | N
                 f"seed {p.run.cfg.seed}); not run again", markup=False, highlight=False)
     report = TaskRun([p.outcome for p in plans], tasks=len(tasks))
     if tasks:
+        t_start = time.perf_counter()
         with task_client(address) as client, _markers(tasks) as markers:
             hosts = client.run(warm_worker)
+            report.startup_s = time.perf_counter() - t_start
             report.workers = len(hosts)
             report.threads = threads or task_threads(hosts)
             say(f"{len(tasks)} task(s) on {len(hosts)} Dask worker(s), {report.threads} torch thread(s) each")
-            futures = {client.submit(run_task, t.cfg, t.fold, report.threads, markers[t.cfg.out_dir], key=t.key, pure=False,
-                                     retries=TASK_RETRIES): t for t in tasks}
+            futures = {client.submit(run_task, t.cfg, t.fold, report.threads, markers[t.cfg.out_dir], key=t.key,
+                                     pure=False, retries=TASK_RETRIES): t for t in tasks}
             with make_progress(console, unit="tasks") as bar:
                 job = bar.add_task("tasks", total=len(tasks), detail="")
                 for fut in as_completed(futures):
