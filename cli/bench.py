@@ -132,8 +132,8 @@ def run_on_dask(cfgs: list[BenchConfig], address: str, threads: int | None):
         if outcome.db is not None:
             ids = ", ".join(str(i) for i in outcome.ids if i >= 0)
             console.print(f"recorded in {outcome.db}: rows {ids or 'none'}", markup=False)
-    console.print(f"{report.tasks} task(s) in {report.seconds:.1f} s (of which starting the cluster and "
-                  f"its workers {report.startup_s:.1f} s)", markup=False)
+    console.print(f"{report.tasks} task(s): {report.seconds:.1f} s, of which cluster start "
+                  f"{report.startup_s:.1f} s, tasks {report.tasks_s:.1f} s", markup=False)
     if report.lost:
         raise click.ClickException(f"{len(report.lost)} task(s) failed twice and were not recorded; first: "
                                    f"{report.lost[0].label}: {report.lost[0].error}; rerun the same command")

@@ -64,8 +64,8 @@ class Task:
     def label(self) -> str:
         return f"{self.name} [{self.config_hash[:6]}] fold {self.fold} seed {self.cfg.seed}"
 
-    @property
-    def key(self) -> str:
+    def new_key(self) -> str:
+        """A Dask key of its own for each submission (a rerun never meets an old result)."""
         return f"austack-{self.config_hash}-fold{self.fold}-seed{self.cfg.seed}-{secrets.token_hex(3)}"
 
 
@@ -101,6 +101,7 @@ class TaskRun:
     workers: int = 0
     seconds: float = 0.0       # all of it: checks, cluster start, tasks
     startup_s: float = 0.0     # the cluster's start (local:N) and the workers' warm-up
+    tasks_s: float = 0.0       # from the first submission to the last result
 
 
 # ---------------------------------------------------------------- the worker side
@@ -301,9 +302,6 @@ def run_tasks(cfgs: Sequence[BenchConfig], address: str, *, console: Console | N
     as it comes back. Returns one BenchOutcome per config (folds in order); a task that failed
     twice leaves its fold's row None and id -1, and is listed in `lost`. `console` gets a line
     per task and the bar; `log` (default: `console`) the resolved configs."""
-    from distributed import as_completed
-
-    from ..progress import make_progress
     from .bench import print_run
 
     console = console if console is not None else Console(stderr=True)
@@ -314,29 +312,40 @@ def run_tasks(cfgs: Sequence[BenchConfig], address: str, *, console: Console | N
     for p in plans:
         print_run(p.run)
         for k in p.outcome.reused:
-            log.print(f"fold {k}: already recorded as row {p.outcome.ids[p.slots[k]]} (config {p.run.config_hash}, "
-                f"seed {p.run.cfg.seed}); not run again", markup=False, highlight=False)
+            log.print(f"fold {k}: already recorded as row {p.outcome.ids[p.slots[k]]} (config "
+                      f"{p.run.config_hash}, seed {p.run.cfg.seed}); not run again", markup=False, highlight=False)
     report = TaskRun([p.outcome for p in plans], tasks=len(tasks))
-    if tasks:
-        t_start = time.perf_counter()
-        with task_client(address) as client, _markers(tasks) as markers:
-            hosts = client.run(warm_worker)
-            report.startup_s = time.perf_counter() - t_start
-            report.workers = len(hosts)
-            report.threads = threads or task_threads(hosts)
-            say(f"{len(tasks)} task(s) on {len(hosts)} Dask worker(s), {report.threads} torch thread(s) each")
-            futures = {client.submit(run_task, t.cfg, t.fold, report.threads, markers[t.cfg.out_dir], key=t.key,
-                                     pure=False, retries=TASK_RETRIES): t for t in tasks}
-            with make_progress(console, unit="tasks") as bar:
-                job = bar.add_task("tasks", total=len(tasks), detail="")
-                for fut in as_completed(futures):
-                    task = futures[fut]
-                    _collect(plans[task.index], task, fut, report, say, on_done)
-                    bar.update(job, advance=1, detail=f"fold {task.fold} done")
-    for db in {id(p.db): p.db for p in plans}.values():
-        db.close()
+    try:
+        if tasks:
+            _submit_all(plans, tasks, address, threads, report, console, say, on_done)
+    finally:
+        for db in {id(p.db): p.db for p in plans}.values():
+            db.close()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _submit_all(plans, tasks, address, threads, report: TaskRun, console, say, on_done) -> None:
+    from distributed import as_completed
+
+    from ..progress import make_progress
+
+    t_start = time.perf_counter()
+    with task_client(address) as client, _markers(tasks) as markers:
+        hosts = client.run(warm_worker)
+        report.startup_s = time.perf_counter() - t_start
+        report.workers = len(hosts)
+        report.threads = threads or task_threads(hosts)
+        say(f"{len(tasks)} task(s) on {len(hosts)} Dask worker(s), {report.threads} torch thread(s) each")
+        futures = {client.submit(run_task, t.cfg, t.fold, report.threads, markers[t.cfg.out_dir], key=t.new_key(),
+                                 pure=False, retries=TASK_RETRIES): t for t in tasks}
+        with make_progress(console, unit="tasks") as bar:
+            job = bar.add_task("tasks", total=len(tasks), detail="")
+            for fut in as_completed(futures):
+                task = futures[fut]
+                _collect(plans[task.index], task, fut, report, say, on_done)
+                bar.update(job, advance=1, detail=f"last: fold {task.fold} seed {task.cfg.seed}")
+        report.tasks_s = time.perf_counter() - t_start - report.startup_s
 
 
 def _collect(p: _Plan, task: Task, fut, report: TaskRun, say, on_done) -> None:
