@@ -17,7 +17,7 @@ pytest.importorskip("distributed")
 from austack.cli.main import cli  # noqa: E402
 from austack.engine.config import BenchConfig  # noqa: E402
 from austack.engine.distributed_tasks import (SHIPPED, plan, land, run_task, run_tasks,  # noqa: E402
-                                              start_local_cluster, task_threads)
+                                              start_local_cluster, task_threads, worker_specs)
 from austack.engine.record import run_and_record  # noqa: E402
 from austack.results.db import ResultsDB  # noqa: E402
 
@@ -87,6 +87,13 @@ def test_a_worker_without_the_out_dir_ships_its_files_back(tiny_store, tmp_path,
     from austack.fileio import sha256_file
     assert sha256_file(row.predictions) == row.predictions_sha256
     assert not (tmp_path / "runs").joinpath(run_dir.parent.name, "fold3", "last.pt").exists()
+
+
+def test_local_workers_each_see_their_own_gpu():
+    spec = {"cls": object, "options": {"nthreads": 1}}
+    specs = worker_specs(spec, 3, gpus=2)
+    assert [s["options"]["env"]["CUDA_VISIBLE_DEVICES"] for s in specs.values()] == ["0", "1", "0"]
+    assert "env" not in worker_specs(spec, 2, gpus=0)["task-1"]["options"] and "env" not in spec["options"]
 
 
 def test_threads_per_task_follow_the_busiest_host():

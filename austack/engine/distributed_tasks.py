@@ -194,13 +194,20 @@ def start_local_cluster(n: int | None):
     with dask.config.set(settings):
         cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.ERROR)
-        for i in range(n):
-            spec = copy.deepcopy(cluster.new_spec)
-            if gpus:
-                spec["options"]["env"] = {"CUDA_VISIBLE_DEVICES": str(i % gpus)}
-            cluster.worker_spec[f"task-{i}"] = spec
+        cluster.worker_spec.update(worker_specs(cluster.new_spec, n, gpus))
         cluster.scale(n)
     return cluster, n
+
+
+def worker_specs(spec: dict, n: int, gpus: int) -> dict[str, dict]:
+    """`n` copies of a LocalCluster's worker spec; with GPUs, worker i's nanny gives it
+    CUDA_VISIBLE_DEVICES = i mod `gpus`, so its `cuda` is that GPU alone."""
+    out = {}
+    for i in range(n):
+        out[f"task-{i}"] = s = copy.deepcopy(spec)
+        if gpus:
+            s["options"]["env"] = {**s["options"].get("env", {}), "CUDA_VISIBLE_DEVICES": str(i % gpus)}
+    return out
 
 
 @contextmanager
@@ -254,9 +261,19 @@ class _Plan:
 
 def plan(cfgs: Sequence[BenchConfig], console: Console) -> tuple[list[_Plan], list[Task]]:
     """Check every config before any task starts; the tasks are the folds not yet recorded."""
+    plans, tasks, dbs = [], [], {}
+    try:
+        _plan_each(cfgs, console, plans, tasks, dbs)
+    except BaseException:
+        for db in dbs.values():
+            db.close()
+        raise
+    return plans, tasks
+
+
+def _plan_each(cfgs, console, plans: list, tasks: list, dbs: dict) -> None:
     from .preflight import open_run
 
-    plans, tasks, dbs = [], [], {}
     for i, cfg in enumerate(cfgs):
         # the client may have no GPU: it checks on the CPU (the device is not hashed)
         run = open_run(replace(cfg, device="cpu"), console)
@@ -277,7 +294,6 @@ def plan(cfgs: Sequence[BenchConfig], console: Console) -> tuple[list[_Plan], li
                 p.outcome.rows.append(None)
                 tasks.append(Task(i, replace(sent, folds=(k,)), k, name, run.config_hash))
         plans.append(p)
-    return plans, tasks
 
 
 def land(p: _Plan, result: TaskResult) -> ResultRow:
