@@ -278,7 +278,9 @@ def _plan_each(cfgs, console, plans: list, tasks: list, dbs: dict) -> None:
         # the client may have no GPU: it checks on the CPU (the device is not hashed)
         run = open_run(replace(cfg, device="cpu"), console)
         db_path = str(Path(run.cfg.db).expanduser().resolve())
-        db = dbs.get(db_path) or dbs.setdefault(db_path, _open_db(db_path))
+        if db_path not in dbs:   # a sweep's points share one database: opened once
+            dbs[db_path] = _open_db(db_path)
+        db = dbs[db_path]
         done = db.recorded(run.config_hash, run.store.identity, run.cfg.seed)
         p = _Plan(run, cfg, db, BenchOutcome([], [], db=db.path), {})
         name = cfg.recipe or f"{cfg.backbone}+{cfg.loss}"
