@@ -122,6 +122,33 @@ def run_recipe(cfg: BenchConfig):
     return outcome
 
 
+def run_on_dask(cfgs: list[BenchConfig], address: str, threads: int | None):
+    """Every fold of every config one Dask task; the per-AU table per config at the end."""
+    import os
+
+    from rich.console import Console
+
+    from austack.engine.distributed_tasks import run_tasks
+
+    from ._bench_view import print_results
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise click.UsageError("--dask runs one process per task; do not start it under torchrun")
+    console = Console(log_path=False)
+    report = run_tasks(cfgs, address, console=console, threads=threads)
+    for outcome in report.outcomes:
+        print_results(console, outcome.rows)
+        if outcome.db is not None:
+            ids = ", ".join(str(i) for i in outcome.ids if i >= 0)
+            console.print(f"recorded in {outcome.db}: rows {ids or 'none'}", markup=False)
+    console.print(f"{report.tasks} task(s): {report.seconds:.1f} s, of which cluster start "
+                  f"{report.startup_s:.1f} s, tasks {report.tasks_s:.1f} s", markup=False)
+    if report.lost:
+        raise click.ClickException(f"{len(report.lost)} task(s) failed twice and were not recorded; first: "
+                                   f"{report.lost[0].label}: {report.lost[0].error}; rerun the same command")
+    return report.outcomes
+
+
 @click.command(context_settings={"max_content_width": 80})
 @click.argument("backbone", required=False)
 @click.argument("loss", required=False)
@@ -131,7 +158,14 @@ def run_recipe(cfg: BenchConfig):
 @click.option("--loss-opt", "loss_opts", multiple=True, metavar="KEY=VALUE", callback=_loss_opts,
               help="A loss option, repeatable: --loss-opt tau=0.5 --loss-opt p=0.15,0.15,0.7 "
                    "(`austack list losses --options` shows each loss's options).")
-def cli(backbone, loss, recipe, loss_opts, **settings):
+@click.option("--dask", metavar="local[:N]|ADDRESS",
+              help="Run every (recipe, fold) as a task on a Dask cluster: local:N starts N "
+                   "workers here (one per GPU), or a scheduler such as tcp://head:8786 "
+                   "(docs/scale-out.md).")
+@click.option("--task-threads", type=click.IntRange(1), metavar="N",
+              help="With --dask: torch CPU threads per task (the numbers depend on it). "
+                   "[default: a host's cores over its workers]")
+def cli(backbone, loss, recipe, loss_opts, dask, task_threads, **settings):
     """Train BACKBONE with LOSS on a prepared store and record one result row per fold.
 
     The loss declares how it is trained and evaluated: WCE trains the encoder
@@ -147,14 +181,18 @@ def cli(backbone, loss, recipe, loss_opts, **settings):
       austack bench resnet18 aunce.paper --data bp4d.h5 --loss-opt tau=0.5
       austack bench --recipe 'table6-*' --data bp4d.h5
       austack bench resnet18 wce --data bp4d.h5 --test-data disfa.h5
+      austack bench resnet18 wce --data bp4d.h5 --dask local:2
       torchrun --nproc-per-node 2 $(which austack) \\
         bench resnet50 aunce.paper --data bp4d.h5
     """
-    outcomes = []
     names = expand_recipes(recipe)
-    for name in names:
-        cfg = build_config(backbone, loss, settings, loss_opts, name)
-        outcomes.append(run_recipe(cfg))
+    cfgs = [build_config(backbone, loss, settings, loss_opts, name) for name in names]
+    if dask:
+        outcomes = run_on_dask(cfgs, dask, task_threads)
+    else:
+        if task_threads:
+            raise click.UsageError("--task-threads applies to --dask runs; set OMP_NUM_THREADS for a local one")
+        outcomes = [run_recipe(cfg) for cfg in cfgs]
     rows = [r for o in outcomes for r in o.rows if r is not None]
     if len(names) > 1:
         from ._bench_view import print_table_leaderboard

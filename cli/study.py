@@ -47,7 +47,10 @@ def cli():
               help="torch CPU threads (tiny encoders: one is fastest on shared cores).")
 @click.option("--figure", type=click.Path(dir_okay=False, path_type=Path),
               help="Also copy the PNG here (e.g. docs/img/noise-quick.png).")
-def noise(out, quick, levels, losses, kinds, seeds, device, workers, threads, figure):
+@click.option("--dask", metavar="local[:N]|ADDRESS",
+              help="Every (setting, seed, fold) one task on a Dask cluster: local:N or a "
+                   "scheduler address (docs/scale-out.md).")
+def noise(out, quick, levels, losses, kinds, seeds, device, workers, threads, figure, dask):
     """Does a loss resist label noise? Train on noisy labels, test on clean ones.
 
     \b
@@ -62,7 +65,7 @@ def noise(out, quick, levels, losses, kinds, seeds, device, workers, threads, fi
     from austack.studies.noise_report import write_noise_outputs
 
     study = run_noise_study(out, quick=quick, levels=levels, losses=losses, kinds=kinds, seeds=seeds,
-                            device=device, workers=workers, threads=threads)
+                            device=device, workers=workers, threads=threads, dask=dask)
     files = write_noise_outputs(study, [_command_line()], quick=quick, figure=figure)
     _echo_drops(study.out / "drops.csv")
     click.echo(f"study done in {study.seconds:.0f} s; wrote:")
@@ -117,8 +120,12 @@ def _sets(ctx, param, values):
 @click.option("--set", "sets", multiple=True, callback=_sets, metavar="KEY=VALUE",
               help="Fixed override of a recipe field for every point, e.g. epochs=5.")
 @click.option("--db", help="Results database.  [default: OUT/results.sqlite]")
-@click.option("--threads", type=click.IntRange(1), help="torch CPU threads.  [default: torch's]")
-def sweep(recipe, params, data, out, folds, seeds, sets, db, threads):
+@click.option("--threads", type=click.IntRange(1), help="torch CPU threads (per task with --dask).  "
+                                                         "[default: torch's]")
+@click.option("--dask", metavar="local[:N]|ADDRESS",
+              help="Every (setting, seed, fold) one task on a Dask cluster: local:N or a "
+                   "scheduler address (docs/scale-out.md).")
+def sweep(recipe, params, data, out, folds, seeds, sets, db, threads, dask):
     """Train RECIPE at every point of a grid; F1 against each parameter.
 
     \b
@@ -133,7 +140,7 @@ def sweep(recipe, params, data, out, folds, seeds, sets, db, threads):
     from austack.studies.sweep_report import write_sweep_outputs
 
     result = run_sweep(recipe, [parse_param(p) for p in params], data=data, out=out, seeds=seeds,
-                       folds=folds, overrides=sets, db=db, threads=threads)
+                       folds=folds, overrides=sets, db=db, threads=threads, dask=dask)
     files = write_sweep_outputs(result, [_command_line()])
     click.echo(f"sweep done in {result.seconds:.0f} s; wrote:")
     for f in files:

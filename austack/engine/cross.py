@@ -137,11 +137,11 @@ def score_target(run: RunContext, k: int, target: Target, source_row: ResultRow)
     """The cross-dataset row of fold `k` on `target`, from the fold's recorded detector and thresholds."""
     from ..metrics import evaluate
     from ..models.detector import load_detector
-    from ..runs.rundir import save_predictions, write_config
+    from ..runs.rundir import DETECTOR_NAME, save_predictions, write_config
     from .train import predict
 
     t0 = time.perf_counter()
-    detector = load_detector(source_row.detector or run.run_dir(k) / "detector.pt", map_location=run.device)
+    detector = load_detector(source_row.detector or run.run_dir(k) / DETECTOR_NAME, map_location=run.device)
     detector = detector.to(run.device)
     if list(detector.aus) != list(run.aus):
         raise ConfigError(f"{source_row.detector} scores AUs {detector.aus}, not the run's {run.aus}; rerun fold {k}")

@@ -108,15 +108,19 @@ def bench_config(s: Setting, size: NoiseSize, store: Path, out: Path, seed: int,
 def run_noise_study(out: str | Path, *, quick: bool = False, levels: Sequence[float] | None = None,
                     losses: Sequence[str] = ("wce", "aunce.paper"), kinds: Sequence[str] = KINDS,
                     seeds: int = 1, device: str = "auto", workers: int = 1, threads: int | None = 1,
-                    console=None, run: Callable | None = None) -> NoiseStudy:
-    """Run (or resume) the grid in `out`; the tables and figure come from `write_noise_outputs`."""
+                    console=None, run: Callable | None = None, dask: str | None = None) -> NoiseStudy:
+    """Run (or resume) the grid in `out`; the tables and figure come from `write_noise_outputs`.
+    `dask`: every (setting, seed, fold) one task on that cluster (`engine.distributed_tasks`)."""
     from rich.console import Console
 
-    from .report import EngineLog, fold_outcome, now
+    from .report import EngineLog, fold_outcome, now, run_grid
 
     size = QUICK if quick else FULL
     levels = tuple(size.levels if levels is None else levels)
     check_grid(levels, losses, kinds, seeds)
+    if dask:   # a mistyped address fails now, not after the data is made
+        from ..prepare.dask_cluster import parse_address
+        parse_address(dask)
     console = console or Console(stderr=True)
     say = lambda text: console.print(text, markup=False, highlight=False)
     if run is None:
@@ -125,14 +129,14 @@ def run_noise_study(out: str | Path, *, quick: bool = False, levels: Sequence[fl
     started, t0 = now(), time.perf_counter()
     store = ensure_store(out, size.data, f"noise-{size.name}", say=say)
     settings = grid(levels, losses, kinds)
+    jobs = [(i, s, seed) for i, s in enumerate(settings, 1) for seed in range(seeds)]
     with EngineLog(out, threads) as log:
-        for i, s in enumerate(settings, 1):
-            for seed in range(seeds):
-                outcome = run(bench_config(s, size, store, out, seed, device), console=log)
-                s.rows += outcome.rows
-                s.ids += outcome.ids
-                s.config_hash = next((r.config_hash for r in outcome.rows if r.config_hash), s.config_hash)
-                say(f"[{i}/{len(settings)}] {s.loss} {s.kind} {s.level:g} seed {seed}: "
-                    f"{fold_outcome(outcome.rows)} ({time.perf_counter() - t0:.0f} s)")
+        cfgs = [bench_config(s, size, store, out, seed, device) for _, s, seed in jobs]
+        for (i, s, seed), outcome in zip(jobs, run_grid(cfgs, run, log, console, dask, threads)):
+            s.rows += [r for r in outcome.rows if r is not None]
+            s.ids += [n for n in outcome.ids if n >= 0]   # -1: a task lost on Dask
+            s.config_hash = next((r.config_hash for r in s.rows if r.config_hash), s.config_hash)
+            say(f"[{i}/{len(settings)}] {s.loss} {s.kind} {s.level:g} seed {seed}: "
+                f"{fold_outcome(outcome.rows)} ({time.perf_counter() - t0:.0f} s)")
     return NoiseStudy(out, settings, time.perf_counter() - t0, started)
 

@@ -101,8 +101,21 @@ class EngineLog:
 
 def fold_outcome(rows) -> str:
     """One phrase for the terminal: mean F1 of the finished folds and how many failed."""
-    ok = [r for r in rows if r.status == "ok"]
+    ok = [r for r in rows if r is not None and r.status == "ok"]
     failed = len(rows) - len(ok)
     mean = sum(r.f1_mean for r in ok) / len(ok) if ok else None
     text = f"F1 {100 * mean:.1f}, {len(ok)} fold(s)" if ok else "no fold finished"
     return text + (f", {failed} failed: engine.log" if failed else "")
+
+
+def run_grid(cfgs, run, log, console, dask: str | None = None, threads: int | None = None):
+    """Each config's outcome, in order: one after another through `run` (each as it ends), or,
+    with `dask`, every fold of every config at once as tasks on that cluster (the engine's
+    output to `log`, a line per task and a bar to `console`)."""
+    if not dask:
+        for cfg in cfgs:
+            yield run(cfg, console=log)
+        return
+    from ..engine.distributed_tasks import run_tasks
+
+    yield from run_tasks(cfgs, dask, console=console, log=log, threads=threads).outcomes

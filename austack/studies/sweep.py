@@ -115,12 +115,14 @@ def build_points(recipe: dict[str, Any], params: Sequence[Param], base: dict[str
 
 def run_sweep(recipe: str, params: Sequence[Param], *, data: str, out: str | Path, seeds: int = 1,
               folds: Sequence[int] = (), overrides: dict[str, Any] | None = None, db: str | None = None,
-              threads: int | None = None, console=None, run: Callable | None = None) -> Sweep:
-    """Run (or resume) every point; rows go to `db` (default `<out>/results.sqlite`)."""
+              threads: int | None = None, console=None, run: Callable | None = None,
+              dask: str | None = None) -> Sweep:
+    """Run (or resume) every point; rows go to `db` (default `<out>/results.sqlite`). `dask`:
+    every (point, seed, fold) one task on that cluster (`engine.distributed_tasks`)."""
     from rich.console import Console
 
     from ..runs.recipes import load_recipe
-    from .report import EngineLog, fold_outcome, now
+    from .report import EngineLog, fold_outcome, now, run_grid
 
     out = Path(out).expanduser().resolve()
     base = {**(overrides or {}), "data": str(data), "folds": tuple(folds), "out_dir": str(out / "runs"),
@@ -131,13 +133,13 @@ def run_sweep(recipe: str, params: Sequence[Param], *, data: str, out: str | Pat
         from ..engine.record import run_and_record as run
     out.mkdir(parents=True, exist_ok=True)
     started, t0 = now(), time.perf_counter()
+    jobs = [(i, point, seed) for i, point in enumerate(points, 1) for seed in range(seeds)]
     with EngineLog(out, threads) as log:
-        for i, point in enumerate(points, 1):
-            for seed in range(seeds):
-                outcome = run(replace(point.cfg, seed=seed), console=log)
-                point.rows += outcome.rows
-                point.ids += outcome.ids
-                point.config_hash = next((r.config_hash for r in outcome.rows if r.config_hash), point.config_hash)
-                console.print(f"[{i}/{len(points)}] {point.label}, seed {seed}: {fold_outcome(outcome.rows)}",
-                              markup=False, highlight=False)
+        outcomes = run_grid([replace(p.cfg, seed=seed) for _, p, seed in jobs], run, log, console, dask, threads)
+        for (i, point, seed), outcome in zip(jobs, outcomes):
+            point.rows += [r for r in outcome.rows if r is not None]
+            point.ids += [n for n in outcome.ids if n >= 0]   # -1: a task lost on Dask
+            point.config_hash = next((r.config_hash for r in point.rows if r.config_hash), point.config_hash)
+            console.print(f"[{i}/{len(points)}] {point.label}, seed {seed}: {fold_outcome(outcome.rows)}",
+                          markup=False, highlight=False)
     return Sweep(recipe, list(params), points, out, time.perf_counter() - t0, started)
