@@ -1,7 +1,7 @@
 """`open_run`: everything that does not depend on the fold, checked once before any training.
 
 A mistake that would fail every fold (an unknown name or loss option, an unreadable weights
-file, a store that is missing or fails its cheap checks, an unknown fold, a batch larger than
+file, a store that is missing, fails its cheap checks or whose images differ from their digests, an unknown fold, a batch larger than
 some fold's training split, an output folder that cannot be written) is one ConfigError here:
 one message, no result row, no half-trained fold.
 """
@@ -32,6 +32,7 @@ def open_run(cfg: BenchConfig, console: Console | None = None, progress: Progres
     if not info.is_main:
         console, progress = Console(quiet=True), None
     _check_store(cfg.data)
+    _check_images(cfg.data, console)
     store = read_store_info(cfg.data)
     protocol = resolve_protocol(cfg, store)
     folds = cfg.folds or tuple(f.index for f in protocol.folds)
@@ -56,6 +57,15 @@ def _check_store(path: str) -> None:
     check = getattr(store_module, "check_store", None)
     if check is not None:
         check(path)
+
+
+def _check_images(path: str, console: Console) -> None:
+    """Every session's image bytes against their recorded sha256, once per store (cached):
+    a store whose images were rewritten must not train and be recorded as the intact one."""
+    from ..store import check_images
+
+    with console.status(f"checking the image digests of {path} (once per store)"):
+        check_images(path)
 
 
 def _check_model(cfg: BenchConfig, n_au: int) -> str | None:

@@ -118,7 +118,20 @@ def _layouts(files: list[tuple[str, h5py.File]], f_out: h5py.File, total: int) -
             if n:
                 layout[base:base + n] = h5py.VirtualSource(rel, name, shape=f[name].shape, dtype=first.dtype)
             base += n
-        f_out.create_virtual_dataset(name, layout)
+        _virtual_dataset(f_out, name, layout)
+
+
+def _virtual_dataset(f_out: h5py.File, name: str, layout: h5py.VirtualLayout) -> None:
+    """`create_virtual_dataset` without the creation time HDF5 stamps into a virtual
+    dataset's header, so that the same shards give the same bytes (h5py offers no
+    `track_times` for virtual datasets; its own property list is reused with times off)."""
+    dcpl = layout._get_dcpl(f_out.filename)
+    dcpl.set_obj_track_times(False)
+    maxshape = None if layout.maxshape is None else tuple(h5py.h5s.UNLIMITED if m is None else m
+                                                          for m in layout.maxshape)
+    space = h5py.h5s.create_simple(layout.shape, maxshape)
+    h5py.h5d.create(f_out.id, name=name.encode(), tid=h5py.h5t.py_create(np.dtype(layout.dtype), logical=1),
+                    space=space, dcpl=dcpl)
 
 
 def write_virtual(s: StoreSettings, paths: list[Path], target: Path, attrs: dict, reader_anomalies) -> str:
