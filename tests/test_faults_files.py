@@ -1,0 +1,202 @@
+"""Damaged and foreign detector and prediction files: every mutation is either read as it was
+written or refused with one line naming the file (never a traceback, never a silent result),
+and `predict`'s own output problems (a read-only folder, nothing decodable) are one line."""
+from __future__ import annotations
+
+import copy
+import io
+import math
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from austack.cli.main import cli
+from austack.errors import AustackError
+from austack.models import create_encoder
+from austack.models.detector import Detector, load_detector
+
+AUS = [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24]
+PREPROCESS = {"resize": None, "crop": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+
+
+def _detector_dict() -> dict:
+    torch.manual_seed(0)
+    det = Detector(create_encoder("test_tiny", len(AUS)), None, aus=AUS, thresholds=[0.5] * len(AUS),
+                   preprocess=PREPROCESS, info={"dataset": "bp4d", "fold": 1})
+    return det.to_file_dict()
+
+
+GOOD = _detector_dict()
+
+
+def _set(path, value):
+    def mutate(d):
+        node = d
+        for k in path[:-1]:
+            node = node[k]
+        if value is KeyError:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value(node[path[-1]]) if callable(value) else value
+        return d
+    return mutate
+
+
+def _first_tensor(fn):
+    def mutate(d):
+        key = next(iter(d["encoder_state"]))
+        d["encoder_state"][key] = fn(d["encoder_state"][key])
+        return d
+    return mutate
+
+
+def _other_architecture(d):
+    d["encoder"]["name"] = "resnet18.anfl"
+    return d
+
+
+def _linear_heads_wrong(d):
+    d["heads_state"] = {"weight": torch.zeros(len(AUS), 5), "bias": torch.zeros(len(AUS))}
+    return d
+
+
+STRUCTURAL = {
+    **{f"missing {k}": _set([k], KeyError) for k in GOOD if k not in ("austack_version", "au_names")},
+    **{f"missing encoder.{k}": _set(["encoder", k], KeyError) for k in ("name", "n_au", "embed_dim", "graph_k")},
+    **{f"missing preprocess.{k}": _set(["preprocess", k], KeyError) for k in ("crop", "mean", "std")},
+    "other architecture": _other_architecture,
+    "unknown architecture": _set(["encoder", "name"], "no_such_net.anfl"),
+    "n_au larger": _set(["encoder", "n_au"], len(AUS) + 1),
+    "n_au zero": _set(["encoder", "n_au"], 0),
+    "n_au a string": _set(["encoder", "n_au"], "12"),
+    "embed_dim other": _set(["encoder", "embed_dim"], 8),
+    "graph_k above the AU count": _set(["encoder", "graph_k"], 99),
+    "graph_k negative": _set(["encoder", "graph_k"], -1),
+    "AU list shorter": _set(["aus"], AUS[:-2]),
+    "AU list longer": _set(["aus"], AUS + [25]),
+    "AU list of strings": _set(["aus"], [str(a) for a in AUS]),
+    "AU list not a list": _set(["aus"], 12),
+    "NaN threshold": _set(["thresholds"], [math.nan] + [0.5] * (len(AUS) - 1)),
+    "all NaN thresholds": _set(["thresholds"], [math.nan] * len(AUS)),
+    "threshold above 1": _set(["thresholds"], [1.5] * len(AUS)),
+    "threshold below 0": _set(["thresholds"], [-0.1] * len(AUS)),
+    "infinite threshold": _set(["thresholds"], [math.inf] * len(AUS)),
+    "thresholds shorter": _set(["thresholds"], [0.5] * 3),
+    "thresholds strings": _set(["thresholds"], ["0.5"] * len(AUS)),
+    "thresholds None": _set(["thresholds"], None),
+    "crop zero": _set(["preprocess", "crop"], 0),
+    "crop a string": _set(["preprocess", "crop"], "32"),
+    "resize below crop": _set(["preprocess", "resize"], 8),
+    "mean of two": _set(["preprocess", "mean"], [0.5, 0.5]),
+    "std zero": _set(["preprocess", "std"], [0.0, 0.0, 0.0]),
+    "std NaN": _set(["preprocess", "std"], [math.nan] * 3),
+    "preprocess a list": _set(["preprocess"], [1, 2]),
+    "encoder a string": _set(["encoder"], "test_tiny"),
+    "state a list": _set(["encoder_state"], [1, 2, 3]),
+    "state of numbers": _set(["encoder_state"], {"a": 1}),
+    "tensor wrong shape": _first_tensor(lambda t: torch.zeros(t.shape[0] + 1, *t.shape[1:])),
+    "tensor scalar": _first_tensor(lambda t: torch.tensor(1.0)),
+    "tensor NaN": _first_tensor(lambda t: torch.full_like(t, math.nan)),
+    "tensor infinite": _first_tensor(lambda t: torch.full_like(t, math.inf)),
+    "tensor missing": lambda d: (d["encoder_state"].pop(next(iter(d["encoder_state"]))), d)[1],
+    "tensor extra": lambda d: (d["encoder_state"].update(extra=torch.zeros(2)), d)[1],
+    "linear heads of another size": _linear_heads_wrong,
+    "heads a number": _set(["heads_state"], 3),
+    "format other": _set(["format"], "something-else"),
+    "format version 2": _set(["format_version"], 2),
+    "info a list": _set(["info"], [1]),
+}
+
+
+def _save(obj, path: Path) -> Path:
+    torch.save(obj, path)
+    return path
+
+
+def _check_refused(path: Path) -> None:
+    try:
+        det = load_detector(path)
+    except AustackError as e:
+        assert str(path) in str(e) and "\n" not in str(e), str(e)
+        return
+    pytest.fail(f"loaded without a word: {det.aus} {det.thresholds}")
+
+
+def test_the_good_file_loads(tmp_path):
+    det = load_detector(_save(GOOD, tmp_path / "detector.pt"))
+    assert det.aus == AUS and det.thresholds == [0.5] * len(AUS)
+
+
+@pytest.mark.parametrize("name", list(STRUCTURAL))
+def test_a_structurally_damaged_detector_is_one_line(name, tmp_path):
+    _check_refused(_save(STRUCTURAL[name](copy.deepcopy(GOOD)), tmp_path / "detector.pt"))
+
+
+class Planted:
+    def __reduce__(self):
+        return (os.system, ("echo planted",))
+
+
+def _bytes_of(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+GOOD_BYTES = _bytes_of(GOOD)
+FOREIGN = {
+    "empty": b"",
+    "text": b"not a detector\n",
+    "random": np.random.default_rng(0).bytes(4096),
+    "a plain pickle": pickle.dumps({"format": "austack-detector"}),
+    "a planted pickle": pickle.dumps(Planted()),
+    "a pickle with a class in a list": pickle.dumps([Planted()]),
+    "a tensor": _bytes_of(torch.zeros(3)),
+    "a list": _bytes_of([1, 2, 3]),
+    "a dict without format": _bytes_of({"encoder_state": {}}),
+    "a zip of text": (lambda b: (zipfile.ZipFile(b, "w").writestr("x.txt", "hello"), b.getvalue())[1])(io.BytesIO()),
+    **{f"cut at {f:.0%}": GOOD_BYTES[:int(len(GOOD_BYTES) * f)] for f in (0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99)},
+}
+
+
+@pytest.mark.parametrize("name", list(FOREIGN))
+def test_a_foreign_or_torn_detector_is_one_line(name, tmp_path, capfd):
+    path = tmp_path / "detector.pt"
+    path.write_bytes(FOREIGN[name])
+    _check_refused(path)
+    assert "planted" not in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_flipped_bytes_load_as_written_or_are_refused(seed, tmp_path):
+    """Random byte flips anywhere: a flip in tensor data loads (the recorded sha256 catches
+    it, below); any other is refused in one line. Never a traceback."""
+    rng = np.random.default_rng(seed)
+    data = bytearray(GOOD_BYTES)
+    for pos in rng.integers(0, len(data), 1 + seed % 4):
+        data[pos] ^= int(rng.integers(1, 256))
+    path = tmp_path / "detector.pt"
+    path.write_bytes(bytes(data))
+    try:
+        det = load_detector(path)
+    except AustackError as e:
+        assert str(path) in str(e) and "\n" not in str(e), str(e)
+    else:
+        assert det.aus == AUS and all(0 <= t <= 1 for t in det.thresholds)
+    with pytest.raises(AustackError, match="sha256 differs"):
+        load_detector(path, sha256="0" * 64)
+
+
+def test_a_non_detector_through_the_cli_says_so(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(pickle.dumps([Planted()]))
+    res = CliRunner().invoke(cli, ["predict", str(path), str(tmp_path), "--out", str(tmp_path / "p.csv")])
+    assert res.exit_code != 0 and isinstance(res.exception, SystemExit), res.output
+    assert "not an austack detector file" in " ".join(res.output.split())
+    assert "weights_only" not in res.output and "planted" not in res.output
