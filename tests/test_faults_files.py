@@ -16,6 +16,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from austack.align import alignment_params
 from austack.cli.main import cli
 from austack.errors import AustackError
 from austack.models import create_encoder
@@ -28,7 +29,7 @@ PREPROCESS = {"resize": None, "crop": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25,
 def _detector_dict() -> dict:
     torch.manual_seed(0)
     det = Detector(create_encoder("test_tiny", len(AUS)), None, aus=AUS, thresholds=[0.5] * len(AUS),
-                   preprocess=PREPROCESS, info={"dataset": "bp4d", "fold": 1})
+                   preprocess=PREPROCESS, info={"dataset": "bp4d", "fold": 1, "alignment": alignment_params(48, 2.9)})
     return det.to_file_dict()
 
 
@@ -200,3 +201,45 @@ def test_a_non_detector_through_the_cli_says_so(tmp_path):
     assert res.exit_code != 0 and isinstance(res.exception, SystemExit), res.output
     assert "not an austack detector file" in " ".join(res.output.split())
     assert "weights_only" not in res.output and "planted" not in res.output
+
+
+# --- predict's own outputs --------------------------------------------------------------------
+@pytest.fixture
+def detector_file(tmp_path):
+    return _save(GOOD, tmp_path / "detector.pt")
+
+
+def _predict(*args):
+    return CliRunner().invoke(cli, ["predict", *map(str, args), "--device", "cpu"])
+
+
+def test_predict_exits_non_zero_when_no_frame_decodes(detector_file, tmp_path):
+    bad = tmp_path / "in"
+    bad.mkdir()
+    for k in range(3):
+        (bad / f"f{k}.jpg").write_bytes(b"\xff\xd8 not a jpeg " * k)
+    out = tmp_path / "p.csv"
+    res = _predict(detector_file, bad / "f1.jpg", bad / "f2.jpg", "--out", out)
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    assert "could be decoded" in " ".join(res.output.split())
+    import json
+    summary = json.loads((tmp_path / "p.csv.json").read_text())["summary"]
+    assert summary["frames"] == summary["undecodable"] == 2
+
+
+def test_predict_into_a_read_only_folder_is_one_line(detector_file, tmp_path):
+    from conftest import mount_tmpfs
+
+    folder = tmp_path / "ro"
+    if not mount_tmpfs(folder, "ro,size=1m"):
+        if os.geteuid() == 0:
+            pytest.skip("root ignores permissions and cannot mount here")
+        folder.chmod(0o555)
+    try:
+        res = _predict(detector_file, detector_file, "--out", folder / "p.csv")
+        assert res.exit_code != 0 and isinstance(res.exception, SystemExit), res.output
+        assert "cannot write to" in res.output and "--out" in res.output
+    finally:
+        if os.geteuid() == 0:
+            os.system(f"umount {folder} 2>/dev/null")
+        folder.chmod(0o755)

@@ -7,6 +7,7 @@ one message, no result row, no half-trained fold.
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -38,10 +39,12 @@ def open_run(cfg: BenchConfig, console: Console | None = None, progress: Progres
     folds = cfg.folds or tuple(f.index for f in protocol.folds)
     for k in folds:
         protocol.fold(k)  # unknown fold: fail before any training
-    weights_sha = _check_model(cfg, len(protocol.aus))
+    weights_sha, model_bytes = _check_model(cfg, len(protocol.aus))
     _check_batch(cfg, store.path, protocol, folds, info.world_size)
     if info.is_main:
         check_writable_dir(cfg.out_dir, "--out-dir")
+        check_free_space(cfg.out_dir, len(folds) * FILES_PER_MODEL * model_bytes + SPACE_MARGIN, "--out-dir",
+                         f"{len(folds)} fold(s) of {cfg.backbone}")
     cfg = replace(cfg, data=store.path, protocol=protocol.id, folds=tuple(folds))
     return RunContext(cfg, store, protocol, device, config_hash(cfg, store, protocol, weights_sha), weights_sha,
                       console, progress, info.world_size, provenance(weights_sha))
@@ -68,15 +71,17 @@ def _check_images(path: str, console: Console) -> None:
         check_images(path)
 
 
-def _check_model(cfg: BenchConfig, n_au: int) -> str | None:
-    """Build the loss and the encoder once (names, options, weights file); the weights' sha256."""
+def _check_model(cfg: BenchConfig, n_au: int) -> tuple[str | None, int]:
+    """Build the loss and the encoder once (names, options, weights file); the weights' sha256
+    and the bytes of the encoder's state (what each saved copy of the model takes)."""
     from ..losses import create_loss
     from ..models import create_encoder
 
     create_loss(cfg.loss, **cfg.loss_options)
     encoder = create_encoder(cfg.backbone, n_au, pretrained=cfg.pretrained)
+    nbytes = sum(t.numel() * t.element_size() for t in encoder.state_dict().values())
     del encoder
-    return None if cfg.pretrained is None else sha256_file(cfg.pretrained)
+    return None if cfg.pretrained is None else sha256_file(cfg.pretrained), nbytes
 
 
 def _check_batch(cfg: BenchConfig, path: str, protocol, folds, world: int) -> None:
@@ -91,6 +96,22 @@ def _check_batch(cfg: BenchConfig, path: str, protocol, folds, world: int) -> No
                 ranks = f" x {world} ranks" if world > 1 else ""
                 raise ConfigError(f"fold {k}: {n} training frames do not fill one batch of {cfg.batch_size}"
                                   f"{ranks}; lower --batch-size (or raise --limit-train)")
+
+
+# A fold's run dir holds the model about six times over: detector.pt and best.pt once each,
+# last.pt with the optimiser's two moments; the margin covers predictions, CSV and config.
+FILES_PER_MODEL = 6
+SPACE_MARGIN = 8 << 20
+
+
+def check_free_space(folder: str | Path, need: int, option: str, what: str) -> None:
+    """The filesystem of `folder` has `need` bytes free (an estimate), or one line saying so:
+    an empty test file is written even on a full disk, and the fold would then fail later."""
+    path = Path(folder).expanduser().resolve()
+    free = shutil.disk_usage(path).free
+    if free < need:
+        raise ConfigError(f"{path} has {free / 2**20:.1f} MiB free; {what} need about {need / 2**20:.1f} MiB: "
+                          f"make room or pass {option} on a larger disk", path=path)
 
 
 def check_writable_dir(folder: str | Path, option: str) -> Path:
