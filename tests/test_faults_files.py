@@ -243,3 +243,120 @@ def test_predict_into_a_read_only_folder_is_one_line(detector_file, tmp_path):
         if os.geteuid() == 0:
             os.system(f"umount {folder} 2>/dev/null")
         folder.chmod(0o755)
+
+
+# --- predictions.npz, as rescore, compare and the studies read it -----------------------------
+def _good_predictions(folder: Path) -> Path:
+    from austack.engine.rundir import save_predictions
+
+    rng = np.random.default_rng(0)
+    n, k = 40, len(AUS)
+    splits = {s: (rng.random((n, k)).astype(np.float32), rng.integers(-1, 2, (n, k)).astype(np.int8),
+                  np.arange(n)) for s in ("val", "test")}
+    subjects = {s: np.repeat(["F001", "F002", "M001", "M002"], n // 4) for s in splits}
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_predictions(folder, splits, subjects, AUS, [0.5] * k)[0]
+
+
+def _arrays(path):
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _edit(fn):
+    def mutate(a):
+        fn(a)
+        return a
+    return mutate
+
+
+P_MUTATIONS = {
+    **{f"missing {k}": _edit(lambda a, k=k: a.pop(k)) for k in ("aus", "thresholds", "test_probs", "test_labels",
+                                                                  "test_subjects", "val_labels")},
+    "probs NaN": _edit(lambda a: a["test_probs"].__setitem__((0, 0), np.nan)),
+    "probs above 1": _edit(lambda a: a["test_probs"].__setitem__((3, 2), 1.5)),
+    "probs negative": _edit(lambda a: a["val_probs"].__setitem__((3, 2), -0.5)),
+    "probs of ints": _edit(lambda a: a.__setitem__("test_probs", (a["test_probs"] > 0.5).astype(np.int64))),
+    "probs one AU short": _edit(lambda a: a.__setitem__("test_probs", a["test_probs"][:, :-1])),
+    "probs 1-D": _edit(lambda a: a.__setitem__("test_probs", a["test_probs"].ravel())),
+    "labels 7": _edit(lambda a: a["test_labels"].__setitem__((1, 1), 7)),
+    "labels of floats": _edit(lambda a: a.__setitem__("test_labels", a["test_labels"].astype(np.float32))),
+    "labels fewer rows": _edit(lambda a: a.__setitem__("test_labels", a["test_labels"][:-3])),
+    "thresholds NaN": _edit(lambda a: a["thresholds"].__setitem__(0, np.nan)),
+    "thresholds above 1": _edit(lambda a: a.__setitem__("thresholds", a["thresholds"] + 1)),
+    "thresholds shorter": _edit(lambda a: a.__setitem__("thresholds", a["thresholds"][:2])),
+    "thresholds strings": _edit(lambda a: a.__setitem__("thresholds", a["thresholds"].astype(str))),
+    "aus empty": _edit(lambda a: a.__setitem__("aus", np.zeros(0, np.int32))),
+    "aus shorter": _edit(lambda a: a.__setitem__("aus", a["aus"][:-1])),
+    "aus of floats": _edit(lambda a: a.__setitem__("aus", a["aus"].astype(np.float64))),
+    "aus 2-D": _edit(lambda a: a.__setitem__("aus", a["aus"].reshape(2, -1))),
+    "subjects fewer": _edit(lambda a: a.__setitem__("test_subjects", a["test_subjects"][:-1])),
+    "subjects numbers": _edit(lambda a: a.__setitem__("test_subjects", np.arange(len(a["test_subjects"])))),
+    "rows negative": _edit(lambda a: a["test_rows"].__setitem__(0, -5)),
+}
+
+
+def _rescore(run_dir, *extra):
+    return CliRunner().invoke(cli, ["rescore", str(run_dir), "--boot", "100", "--json", *map(str, extra)])
+
+
+def _refused_in_one_line(res, path):
+    assert res.exit_code != 0 and isinstance(res.exception, SystemExit), res.output
+    assert str(path) in " ".join(res.output.split()) and "Traceback" not in res.output, res.output
+
+
+def test_good_predictions_rescore(tmp_path):
+    _good_predictions(tmp_path / "run" / "fold1")
+    res = _rescore(tmp_path / "run")
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("name", list(P_MUTATIONS))
+def test_a_damaged_predictions_file_is_one_line(name, tmp_path):
+    path = _good_predictions(tmp_path / "run" / "fold1")
+    arrays = P_MUTATIONS[name](_arrays(path))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    _refused_in_one_line(_rescore(tmp_path / "run"), path)
+
+
+P_FOREIGN = {
+    "empty": lambda good: b"",
+    "text": lambda good: b"probabilities\n",
+    "random": lambda good: np.random.default_rng(1).bytes(2048),
+    "a pickle": lambda good: pickle.dumps({"test_probs": [0.5]}),
+    "a planted pickle": lambda good: pickle.dumps(Planted()),
+    "one .npy array": lambda good: (lambda b: (np.save(b, np.zeros(3)), b.getvalue())[1])(io.BytesIO()),
+    "an object array": lambda good: (lambda b: (np.savez(b, aus=np.array([object()], dtype=object)),
+                                                b.getvalue())[1])(io.BytesIO()),
+    **{f"cut at {f:.0%}": (lambda good, f=f: good[:int(len(good) * f)]) for f in (0.05, 0.3, 0.6, 0.95)},
+}
+
+
+@pytest.mark.parametrize("name", list(P_FOREIGN))
+def test_a_foreign_or_torn_predictions_file_is_one_line(name, tmp_path, capfd):
+    path = _good_predictions(tmp_path / "run" / "fold1")
+    path.write_bytes(P_FOREIGN[name](path.read_bytes()))
+    _refused_in_one_line(_rescore(tmp_path / "run"), path)
+    assert "planted" not in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_flipped_predictions_bytes_never_give_a_silent_result(seed, tmp_path):
+    """A flip anywhere: refused by its structure, or by the sha256 recorded in the database."""
+    from austack.results.predictions_file import read_predictions
+
+    path = _good_predictions(tmp_path / "run" / "fold1")
+    from austack.fileio import sha256_file
+    recorded = sha256_file(path)
+    rng = np.random.default_rng(seed)
+    data = bytearray(path.read_bytes())
+    for pos in rng.integers(0, len(data), 1 + seed % 3):
+        data[pos] ^= int(rng.integers(1, 256))
+    path.write_bytes(bytes(data))
+    with pytest.raises(AustackError, match="sha256 differs"):
+        read_predictions(path, sha256=recorded)
+    res = _rescore(tmp_path / "run")
+    assert isinstance(res.exception, SystemExit) or res.exception is None, res.output
+    if res.exit_code:
+        _refused_in_one_line(res, path)
