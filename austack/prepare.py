@@ -128,8 +128,7 @@ def prepare(dataset: str, raw_dir: str | os.PathLike, out: str | os.PathLike, *,
         final = report.out
         if resume and final.exists() and not force and not _partial_exists(final):
             return _already_complete(final, s, report, t0)
-        writer = StoreWriter(final, s, resume=resume, force=force)
-        with _executor(executor, workers) as ex:
+        with StoreWriter(final, s, resume=resume, force=force) as writer, _executor(executor, workers) as ex:
             _run(plan, writer, report, ex, (window, running), progress, job_maker(template), chunk_frames)
     report.sessions, report.frames = len(plan.refs), sum(plan.counts)
     report.origins = Counter({name: report.origins[code] for name, code in ORIGIN.items() if report.origins[code]})
@@ -222,8 +221,10 @@ def _partial_exists(final: Path) -> bool:
 
 def _already_complete(final: Path, settings: StoreSettings, report: PrepareReport, t0: float) -> PrepareReport:
     """`--resume` on a finished store: nothing to do if it was made with the same settings."""
-    from .store import open_store
+    from .store import open_store, partial_path
+    from .store._parts import sweep_leftovers
 
+    sweep_leftovers(partial_path(final))   # what a run killed while removing its parts left
     with open_store(final) as s:
         diffs = s.settings.differences(settings)
         if diffs:

@@ -71,3 +71,123 @@ def test_bench_refuses_images_that_fail_their_digests(tiny_store, tmp_path):
     assert check_images(good) is True and check_images(good) is False
     os.utime(good, ns=(1, 1))
     assert check_images(good) is True
+
+
+# --- 2. a full disk while the final file is assembled -----------------------------------------
+def test_a_disk_that_fills_during_assembly_is_one_line_and_resumable(raw, tmp_path):
+    """A real tmpfs with room for the parts but not for the final file beside them (root)."""
+    opts = ["--landmarks", "shipped", "--size", "256", "--store", "raw"]
+    clean = tmp_path / "clean.h5"
+    assert CliRunner().invoke(cli, ["prepare", "test-fake", str(raw), str(clean), *opts]).exit_code == 0
+    disk = tmp_path / "disk"
+    if not mount_tmpfs(disk, f"size={clean.stat().st_size + (1 << 20)}"):
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        out = disk / "s.h5"
+        run = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import _prepare_fake; "
+                              "from austack.cli.main import cli; cli(sys.argv[2:])", str(HERE), "prepare", "test-fake",
+                              str(raw), str(out), *opts], capture_output=True, text=True, env={**os.environ,
+                              "COLUMNS": "200"})
+        err = run.stdout + run.stderr
+        assert run.returncode == 1 and "Traceback" not in err and "Exception ignored" not in err, err
+        assert "no space left" in err and "--resume" in err and str(out) in err
+        part = partial_path(out)
+        assert not out.exists() and not (part / "store.h5").exists() and len(list(part.glob("*.npz"))) > 0
+        subprocess.run(["mount", "-o", f"remount,size={3 * clean.stat().st_size}", str(disk)], check=True)
+        res = CliRunner().invoke(cli, ["prepare", "test-fake", str(raw), str(out), *opts, "--resume"])
+        assert res.exit_code == 0, res.output
+        assert filecmp.cmp(out, clean, shallow=False)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.parametrize("store", ["raw", "jpeg"])
+def test_the_room_estimate_is_an_upper_bound(raw, tmp_path, store, monkeypatch):
+    from austack.store import _assemble
+
+    seen = {}
+    real = _assemble.check_room
+    monkeypatch.setattr(_assemble, "check_room", lambda folder, need: (seen.update(need=need), real(folder, need)))
+    out = tmp_path / "s.h5"
+    prepare("test-fake", raw, out, **{**OPTS, "store": store})
+    assert out.stat().st_size <= seen["need"] <= 2 * out.stat().st_size + (1 << 20)
+
+
+# --- 7. a lock on the partial folder ----------------------------------------------------------
+LOCKED = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from austack.store import StoreSettings
+from austack.store._parts import PartDir
+parts = PartDir(__import__("pathlib").Path(sys.argv[2]), None)
+parts.lock()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_second_resume_on_one_partial_folder_is_refused(raw, tmp_path):
+    from austack.errors import StoreError
+    from conftest import wait_for
+
+    out = tmp_path / "l.h5"
+
+    def stop(done, total, subject):
+        if done >= 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare("test-fake", raw, out, progress=stop, **OPTS)
+    before = sorted(p.name for p in partial_path(out).iterdir())
+    holder = subprocess.Popen([sys.executable, "-c", LOCKED, str(HERE), str(partial_path(out))],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        wait_for(holder, "locked")
+        with pytest.raises(StoreError, match=rf"being written by another `austack prepare` \(pid {holder.pid}\)"):
+            prepare("test-fake", raw, out, resume=True, **OPTS)
+        assert sorted(p.name for p in partial_path(out).iterdir()) == before   # nothing touched
+    finally:
+        holder.kill()
+        holder.wait()
+    prepare("test-fake", raw, out, resume=True, **OPTS)   # the holder gone, the resume runs
+    assert verify(out).ok
+
+
+def test_a_lock_does_not_pass_to_forked_workers(raw, tmp_path):
+    """Workers forked while the folder is held do not hold it (a POSIX record lock)."""
+    from austack.store._parts import PartDir
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    parts = PartDir(folder, None)
+    parts.lock()
+    pid = os.fork()
+    if pid == 0:   # the child: the lock is the parent's, so the child cannot take it either way
+        os._exit(0)
+    os.waitpid(pid, 0)
+    probe = subprocess.run([sys.executable, "-c", LOCKED.replace("time.sleep(60)", ""), str(HERE), str(folder)],
+                           capture_output=True, text=True)
+    assert "being written by another" in probe.stderr and str(os.getpid()) in probe.stderr
+    parts.unlock()
+    assert subprocess.run([sys.executable, "-c", LOCKED.replace("time.sleep(60)", ""), str(HERE), str(folder)],
+                          capture_output=True).returncode == 0
+
+
+# --- 9. leftovers of a kill while the partial folder was removed ------------------------------
+def test_leftover_aside_folders_are_swept_by_a_later_run(raw, tmp_path):
+    out = tmp_path / "s.h5"
+    prepare("test-fake", raw, out, **OPTS)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = os.getppid()
+    for pid, what in ((dead.pid, "old"), (dead.pid + 0, "new"), (alive, "old")):
+        stale = tmp_path / f".s.h5.partial.{pid}.{what}"
+        stale.mkdir(exist_ok=True)
+        (stale / "s000000-c00000.npz").write_bytes(b"parts")
+    prepare("test-fake", raw, out, resume=True, **OPTS)        # already complete: nothing to write
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert left == [f".s.h5.partial.{alive}.old"]              # only a live process's own
+    shutil.rmtree(tmp_path / left[0])
+    (tmp_path / f".s.h5.partial.{dead.pid}.old").mkdir()
+    prepare("test-fake", raw, out, force=True, **OPTS)          # and any run that writes
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

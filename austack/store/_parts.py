@@ -35,7 +35,7 @@ def write_error(path: Path, e: OSError) -> StoreError:
     """One line for a failed write that names the path and the fix."""
     if e.errno == errno.ENOSPC:
         fix = "free some space there, then rerun `austack prepare` with --resume"
-        what = "no space left on the device"
+        what = "no space left on the device" + getattr(e, "detail", "")
     elif e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         fix = "choose a writable OUT folder or fix its permissions"
         what = "the folder is not writable"
@@ -64,6 +64,23 @@ def sweep_leftovers(partial: Path) -> None:
         pid = stale.name[len(partial.name) + 2:].rpartition(".")[0]
         if stale.is_dir() and stale.suffix in (".new", ".old") and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
+
+
+class NoRoomError(OSError):
+    """ENOSPC found before writing: `detail` says how much was needed and how much is free."""
+
+    def __init__(self, folder: Path, need: int, free: int):
+        super().__init__(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
+        self.detail = f" (the store needs about {need / 2**20:.1f} MiB, {free / 2**20:.1f} MiB are free)"
+
+
+def check_room(folder: Path, need: int) -> None:
+    """Raise NoRoomError unless the filesystem of `folder` has `need` bytes free: HDF5 cannot
+    stop cleanly when a disk fills under it (h5py reports, and may crash on, every object it
+    frees), so the final file's size is checked before it is written."""
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise NoRoomError(folder, need, free)
 
 
 def settings_json(settings: StoreSettings) -> dict:

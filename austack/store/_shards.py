@@ -18,9 +18,9 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from ._assemble import _create, _table, assemble_sessions
+from ._assemble import HDF5_SLACK, _create, _table, assemble_sessions
 from ._digest import store_identity_of
-from ._parts import COLUMNS, anomaly_lists
+from ._parts import COLUMNS, anomaly_lists, check_room
 from ._schema import (ANOMALY_DTYPE, DIGESTS, SCHEMA_VERSION, SESSION_DTYPE, STR, StoreSettings, frame_columns,
                       text)
 
@@ -82,6 +82,7 @@ def assemble_shards(s: StoreSettings, paths: list[Path], target: Path, attrs: di
                     chunk_frames: int) -> str:
     """The copied form: the shards' sessions, in order, into one store at `target`, appended
     at the same chunk boundaries as a plain run (so the same bytes); returns its identity."""
+    check_room(target.parent, sum(Path(p).stat().st_size for p in paths) + HDF5_SLACK)   # shards are stores
     return assemble_sessions(s, _all_sessions(paths, s, chunk_frames), target, attrs, reader_anomalies)
 
 
