@@ -89,7 +89,7 @@ def prepare(dataset: str, raw_dir: str | os.PathLike, out: str | os.PathLike, *,
     `dask` names a Dask cluster to run them on (`local[:N]` or a scheduler address); at most
     `window` (default 2 x workers) chunks are in flight, at most `running` (default all) of
     them unfinished: a cluster's executor runs with `running` = its workers (`ordered_map`). `shards`: each task writes a shard
-    store of `shard_sessions` sessions into `OUT.shards/` and `out` is copied from them, or
+    store of `shard_sessions` sessions into `OUT.h5.shards/` and `out` is copied from them, or
     with `virtual` made of virtual datasets over them (`prepare_shards`). `device` (a torch
     device, e.g. "cuda") decodes JPEG frames with shipped landmarks there and warps them in
     batches (`prepare_gpu`); the store records it as its `pixel_decoder`.

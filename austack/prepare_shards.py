@@ -2,7 +2,7 @@
 
 For data that should not travel to one writer: the client reads the labels and sends each
 task the frame lists of a few sessions (`ShardJob`); the worker decodes, aligns and encodes
-them and writes `OUT.shards/shard-NNNNN.h5` itself (through its own partial folder, so a
+them and writes `OUT.h5.shards/shard-NNNNN.h5` itself (through its own partial folder, so a
 killed task resumes at chunk granularity too), and sends back only counts and anomalies.
 The final `OUT.h5` is then copied from the shards (the bytes of a plain run) or, with
 `--virtual`, written as HDF5 virtual datasets over them (`austack.store._shards`).

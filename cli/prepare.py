@@ -33,6 +33,14 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+def _interrupted(out: Path, shards: bool) -> str:
+    """Name the folder a resume continues only when the run got as far as making it."""
+    left = out.with_name(out.name + (".shards" if shards else ".partial"))
+    if left.exists():
+        return f"interrupted; rerun with --resume to continue {left}"
+    return "interrupted before anything was saved; rerun the command to start again"
+
+
 @click.command()
 @click.argument("dataset")
 @click.argument("raw_dir", type=click.Path(exists=True, file_okay=False))
@@ -56,7 +64,7 @@ def _sigterm_as_interrupt():
                    "cuda:1: nvJPEG) and warp them in batches; other frames take the CPU path. "
                    "Recorded in the store (docs/benchmarks.md).")
 @click.option("--shards", is_flag=True,
-              help="Each task writes a shard store of a few sessions into OUT.shards/; OUT.h5 is "
+              help="Each task writes a shard store of a few sessions into OUT.h5.shards/; OUT.h5 is "
                    "copied from them (docs/scale-out.md).")
 @click.option("--virtual", is_flag=True,
               help="With --shards: keep the shards and make OUT.h5 virtual datasets over them.")
@@ -92,8 +100,7 @@ def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, 
                                  shard_sessions=shard_sessions)
         except KeyboardInterrupt:
             bar.stop()
-            left = f"{out}.shards" if shards else f"{out}.partial"
-            raise click.ClickException(f"interrupted; rerun with --resume to continue {left}") from None
+            raise click.ClickException(_interrupted(Path(out), shards)) from None
     if report.already_complete:
         console.print(f"{report.out} is already complete ({report.frames} frames, {report.sessions} sessions); "
                       "nothing to do")

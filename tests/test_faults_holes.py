@@ -191,3 +191,76 @@ def test_leftover_aside_folders_are_swept_by_a_later_run(raw, tmp_path):
     (tmp_path / f".s.h5.partial.{dead.pid}.old").mkdir()
     prepare("test-fake", raw, out, force=True, **OPTS)          # and any run that writes
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# --- 10. the shard folder's name in docs and help ---------------------------------------------
+def test_docs_and_help_name_the_shard_folder_as_it_is_made(raw, tmp_path):
+    from austack.prepare_shards import shards_path
+
+    assert shards_path(tmp_path / "OUT.h5").name == "OUT.h5.shards"
+    res = CliRunner().invoke(cli, ["prepare", "--help"])
+    assert "OUT.h5.shards/" in res.output and "OUT.shards" not in res.output
+    for doc in ("scale-out.md", "store-schema.md"):
+        text = (HERE.parent / "docs" / doc).read_text()
+        assert "OUT.h5.shards/" in text and "OUT.shards/" not in text, doc
+
+
+# --- 11. the smaller ones ---------------------------------------------------------------------
+@pytest.fixture
+def read_only(tmp_path):
+    folder = tmp_path / "ro"
+    if not mount_tmpfs(folder, "ro,size=1m"):
+        if os.geteuid() == 0:
+            pytest.skip("root ignores permissions and cannot mount here")
+        folder.chmod(0o555)
+    yield folder
+    if os.geteuid() == 0:
+        subprocess.run(["umount", str(folder)], check=False, capture_output=True)
+    folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("command", [
+    ["synth", "{ro}/raw", "--layout", "bp4d", "--subjects", "2", "--sessions", "1", "--frames", "2"],
+    ["demo", "--out", "{ro}/demo", "--quick"],
+    ["study", "noise", "--out", "{ro}/noise", "--quick"],
+    ["study", "sweep", "demo-wce", "--data", "{store}", "--out", "{ro}/sweep", "--param", "lr=1e-3,3e-3"],
+])
+def test_a_read_only_output_folder_is_one_line(command, read_only, tiny_store):
+    args = [a.format(ro=read_only, store=tiny_store) for a in command]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0 and isinstance(res.exception, SystemExit), res.output
+    assert "Traceback" not in res.output and str(read_only) in " ".join(res.output.split()), res.output
+
+
+def test_an_interrupt_names_the_partial_folder_only_once_it_exists(raw, tmp_path, monkeypatch):
+    import austack.cli.prepare as cli_prepare
+
+    def interrupted(dataset, raw_dir, out, **kw):   # Ctrl-C while the labels are read
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_prepare, "prepare", interrupted)
+    out = tmp_path / "s.h5"
+    res = CliRunner().invoke(cli, ["prepare", "test-fake", str(raw), str(out), *CLI_OPTS])
+    assert res.exit_code == 1 and "before anything was saved" in res.output and ".partial" not in res.output
+    partial_path(out).mkdir()
+    res = CliRunner().invoke(cli, ["prepare", "test-fake", str(raw), str(out), *CLI_OPTS, "--resume"])
+    assert res.exit_code == 1 and "--resume" in res.output
+    assert str(partial_path(out)) in " ".join(res.output.split())
+
+
+def test_disfa_label_files_with_a_bom_lose_no_row(tmp_path):
+    """An editor re-saving a label file adds a BOM, even before the one it had."""
+    sys.path.insert(0, str(HERE))
+    from austack.datasets import create_reader
+    from austack.synth.layouts.disfa import DisfaLayout
+    from fake_sessions import make_session
+
+    DisfaLayout().write(tmp_path, [make_session("SN003", "left", 6, seed=0)], np.random.default_rng(0))
+    (clean,), report = create_reader("disfa", tmp_path).read_all()
+    kinds = sorted(a.kind for a in report.items)
+    for p in tmp_path.rglob("*_au*.txt"):
+        p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+    (read,), report = create_reader("disfa", tmp_path).read_all()
+    assert [f.frame for f in read.frames] == [f.frame for f in clean.frames] == [1, 2, 3, 4, 5, 6]
+    assert all(np.array_equal(a.intensities, b.intensities) for a, b in zip(read.frames, clean.frames))
+    assert sorted(a.kind for a in report.items) == kinds

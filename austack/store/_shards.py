@@ -1,5 +1,5 @@
 """Stores made of shards (`prepare --shards`): each shard is a whole store of a group of
-sessions, written by the task that computed them into `OUT.shards/shard-NNNNN.h5`.
+sessions, written by the task that computed them into `OUT.h5.shards/shard-NNNNN.h5`.
 
 The final `OUT.h5` is either copied from the shards (`assemble_shards`: the shards' rows cut
 again at prepare's chunk boundaries and appended exactly as the partial folder's chunks are,
