@@ -264,3 +264,41 @@ def test_disfa_label_files_with_a_bom_lose_no_row(tmp_path):
     assert [f.frame for f in read.frames] == [f.frame for f in clean.frames] == [1, 2, 3, 4, 5, 6]
     assert all(np.array_equal(a.intensities, b.intensities) for a, b in zip(read.frames, clean.frames))
     assert sorted(a.kind for a in report.items) == kinds
+
+
+SHUTDOWN = """
+import logging, sys
+from distributed.diagnostics.plugin import WorkerPlugin
+from austack.dask_cluster import dask_executor
+
+class Racy(WorkerPlugin):
+    # what a worker whose heartbeat is in flight when the scheduler goes logs at its close
+    def teardown(self, worker):
+        try:
+            raise OSError("Stream is closed")
+        except OSError:
+            logging.getLogger("distributed.worker").error("shutdown race", exc_info=True)
+
+def during_run():
+    logging.getLogger("distributed.worker").error("an error during the run")
+
+if __name__ == "__main__":
+    with dask_executor("local:1") as (pool, threads):
+        client = pool._client
+        client.register_plugin(Racy())
+        client.run(during_run)
+        assert pool.submit(sum, [1, 2]).result() == 3
+    print("closed", flush=True)
+"""
+
+
+def test_a_local_clusters_shutdown_prints_no_traceback(tmp_path):
+    """`prepare --dask local:N` printed a traceback at exit under load: Dask logging a race
+    of its own shutdown. Its loggers are silenced for the shutdown only (run errors show)."""
+    pytest.importorskip("distributed")
+    script = tmp_path / "shutdown.py"
+    script.write_text(SHUTDOWN)
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "closed" in run.stdout, run.stderr
+    assert "an error during the run" in run.stderr
+    assert "shutdown race" not in run.stderr and "Traceback" not in run.stderr, run.stderr
