@@ -360,3 +360,20 @@ def test_flipped_predictions_bytes_never_give_a_silent_result(seed, tmp_path):
     assert isinstance(res.exception, SystemExit) or res.exception is None, res.output
     if res.exit_code:
         _refused_in_one_line(res, path)
+
+
+def test_a_saved_detector_is_checked_against_the_digest_beside_it(tmp_path):
+    from austack.models.detector import digest_path
+
+    det = load_detector(_save(GOOD, tmp_path / "src.pt"))
+    path = det.save(tmp_path / "detector.pt")
+    assert digest_path(path).read_text().split() == [__import__("austack.fileio").fileio.sha256_file(path),
+                                                      "detector.pt"]
+    assert load_detector(path).aus == AUS
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF        # a flip anywhere, tensor bytes included
+    path.write_bytes(bytes(data))
+    with pytest.raises(AustackError, match="sha256 differs"):
+        load_detector(path)
+    res = _predict(path, path, "--out", tmp_path / "p.csv")
+    assert res.exit_code != 0 and "sha256 differs" in " ".join(res.output.split())

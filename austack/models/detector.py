@@ -108,8 +108,16 @@ class Detector(nn.Module):
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        from ..fileio import atomic_torch_save
-        return atomic_torch_save(self.to_file_dict(), path)
+        """The file, then its sha256 beside it (`detector.pt.sha256`, sha256sum's format),
+        which every load checks. The old digest goes first: a kill between the two writes
+        leaves a file without a digest, never one with another file's."""
+        from ..fileio import atomic_torch_save, atomic_write_text, sha256_file
+
+        path = Path(path)
+        digest_path(path).unlink(missing_ok=True)
+        atomic_torch_save(self.to_file_dict(), path)
+        atomic_write_text(digest_path(path), f"{sha256_file(path)}  {path.name}\n")
+        return path
 
     @classmethod
     def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "Detector":
@@ -120,7 +128,8 @@ def load_detector(path: str | os.PathLike, map_location: str | torch.device = "c
                   sha256: str | None = None) -> Detector:
     """Rebuild a detector saved by `Detector.save` (as every `austack bench` fold does).
 
-    `sha256`, where one was recorded for the file, must match its bytes. Anything in the file
+    The file's bytes must match `sha256`, or else the digest `save` wrote beside it
+    (`detector.pt.sha256`) where there is one. Anything in the file
     that does not fit (another architecture, a tensor of another shape, a missing key, an AU
     list that is not the network's output, thresholds outside [0, 1]) is one ConfigError
     naming the file, never a traceback."""
@@ -128,6 +137,7 @@ def load_detector(path: str | os.PathLike, map_location: str | torch.device = "c
     if not path.is_file():
         raise ConfigError(f"no detector file at {path}; `austack bench` saves one per fold as "
                           f"<run dir>/fold<k>/detector.pt", path=path)
+    sha256 = sha256 or recorded_digest(path)
     if sha256:
         from ..fileio import sha256_file
 
@@ -158,6 +168,19 @@ def load_detector(path: str | os.PathLike, map_location: str | torch.device = "c
         raise ConfigError(f"{path} is a damaged or mismatched detector file: {first}; use the detector.pt "
                           "that `austack bench` saved", path=path) from None
     return det.to(map_location).eval()
+
+
+def digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def recorded_digest(path: Path) -> str | None:
+    """The sha256 saved beside a detector file, if any (an older austack saved none)."""
+    try:
+        text = digest_path(path).read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text[0].lower() if text and len(text[0]) == 64 else None
 
 
 def _need(ok: bool, what: str) -> None:
