@@ -8,6 +8,7 @@ import io
 import math
 import os
 import pickle
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -377,3 +378,50 @@ def test_a_saved_detector_is_checked_against_the_digest_beside_it(tmp_path):
         load_detector(path)
     res = _predict(path, path, "--out", tmp_path / "p.csv")
     assert res.exit_code != 0 and "sha256 differs" in " ".join(res.output.split())
+
+
+# --- 8. files respect the umask ---------------------------------------------------------------
+@pytest.mark.parametrize("umask", [0o002, 0o022, 0o077])
+def test_written_files_respect_the_umask(umask, detector_file, tmp_path):
+    from austack.engine.rundir import write_config, write_epochs_csv
+    from austack.fileio import current_umask
+
+    old = os.umask(umask)
+    try:
+        assert current_umask() == umask
+        run_dir = tmp_path / "fold1"
+        run_dir.mkdir()
+        write_config(run_dir, {"a": 1})
+        write_epochs_csv(run_dir, [{"phase": "train", "epoch": 1}])
+        _good_predictions(run_dir)
+        bad = tmp_path / "x.jpg"
+        bad.write_bytes(b"not a jpeg")
+        _predict(detector_file, bad, "--out", tmp_path / "p.csv")   # no frame decodes: CSV and JSON still written
+        files = [run_dir / "config.yaml", run_dir / "epochs.csv", run_dir / "predictions.npz",
+                 tmp_path / "p.csv", tmp_path / "p.csv.json"]
+        assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {f.name: oct(0o666 & ~umask) for f in files}
+    finally:
+        os.umask(old)
+
+
+# --- 6. bench checks the room in --out-dir ----------------------------------------------------
+def test_bench_refuses_an_out_dir_without_room(tiny_store, tmp_path):
+    from conftest import mount_tmpfs
+    from austack.results.db import ResultsDB
+
+    disk = tmp_path / "small"
+    if not mount_tmpfs(disk, "size=1m"):
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        res = CliRunner().invoke(cli, ["bench", "test_tiny", "wce", "--data", str(tiny_store), "--fold", "1",
+                                       "--epochs", "1", "--device", "cpu", "--workers", "0",
+                                       "--out-dir", str(disk), "--db", str(tmp_path / "r.sqlite")])
+        assert res.exit_code != 0 and isinstance(res.exception, SystemExit), res.output
+        line = " ".join(res.output.split())
+        assert "MiB free" in line and str(disk) in line and "--out-dir" in line
+        assert not any(disk.iterdir())
+        if (tmp_path / "r.sqlite").exists():
+            with ResultsDB(tmp_path / "r.sqlite") as db:
+                assert db.query(status=None) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
