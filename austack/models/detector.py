@@ -148,12 +148,15 @@ def load_detector(path: str | os.PathLike, map_location: str | torch.device = "c
         with warnings.catch_warnings():   # torch warns in several lines about a foreign pickle's protocol
             warnings.simplefilter("ignore")
             d = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:   # torch's several lines of advice would say to load it unsafely
-        raise ConfigError(f"{path} is not an austack detector file (it holds objects other than tensors "
-                          "and plain values, which austack never loads)", path=path) from None
+    except pickle.UnpicklingError as e:   # torch's own message: lines of advice to load it unsafely
+        reason = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines()
+        reason = reason[0][:120] if reason and "WeightsUnpickler" in str(e) else "not a tensors-only pickle"
+        raise ConfigError(f"{path} is not a readable detector file: it is not an austack detector file (the "
+                          f"tensors-only loader stops at: {reason}); austack never loads a file unsafely",
+                          path=path) from None
     except Exception as e:   # torch raises many kinds on a torn or foreign file
         first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise ConfigError(f"{path} is not an austack detector file ({type(e).__name__}: {first})",
+        raise ConfigError(f"{path} is not a readable detector file ({type(e).__name__}: {first})",
                           path=path) from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise ConfigError(f"{path} is not an austack detector file", path=path)
