@@ -22,7 +22,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kw) -> Iterator[IO]
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(fd, 0o666 & ~current_umask())   # mkstemp's 0600 would hide the file from a lab's group
+        if os.chmod in os.supports_fd:   # mkstemp's 0600 would hide the file from a lab's group
+            os.chmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **kw) as f:
             yield f
             f.flush()

@@ -425,3 +425,30 @@ def test_bench_refuses_an_out_dir_without_room(tiny_store, tmp_path):
                 assert db.query(status=None) == []
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_rescore_checks_the_sha256_recorded_in_the_database(tmp_path):
+    """`rescore --db`: an edited predictions file whose structure is intact (a changed
+    probability) is refused by the digest recorded with its row."""
+    from austack.fileio import sha256_file
+    from austack.results.db import ResultsDB
+    from austack.results.schema import ResultRow
+
+    path = _good_predictions(tmp_path / "run" / "fold1")
+    row = ResultRow(dataset="bp4d", protocol="bp4d-3fold@v1", protocol_hash="0123456789ab", store="s.h5",
+                    store_checksum="c", fold=1, backbone="test_tiny", loss="wce", loss_options={}, seed=0, epochs=1,
+                    config={}, aus=AUS, f1=[0.5] * len(AUS), accuracy=[0.5] * len(AUS), f1_mean=0.5,
+                    accuracy_mean=0.5, best_epoch=1, val_f1_mean=0.5, n_train=1, n_val=1, n_test=1, device="cpu",
+                    austack_version="0", torch_version="2", wall_s=1.0, created="2026-01-01T00:00:00+00:00",
+                    predictions=str(path), predictions_sha256=sha256_file(path))
+    with ResultsDB(tmp_path / "r.sqlite") as db:
+        db.insert(row)
+    assert _rescore(tmp_path / "run", "--db", tmp_path / "r.sqlite").exit_code == 0
+    arrays = _arrays(path)
+    arrays["test_probs"][0, 0] = 1 - arrays["test_probs"][0, 0]   # still a valid probability
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    assert _rescore(tmp_path / "run").exit_code == 0                # no database: nothing recorded to check
+    res = _rescore(tmp_path / "run", "--db", tmp_path / "r.sqlite")
+    _refused_in_one_line(res, path)
+    assert "sha256 differs" in " ".join(res.output.split())

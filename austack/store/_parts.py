@@ -159,8 +159,10 @@ class PartDir:
         at once with the holder's pid, instead of both writing and both failing. A POSIX
         record lock (`lockf`), not `flock`: forked workers do not inherit it, so a worker that
         outlives a killed run never holds the folder."""
-        import fcntl
-
+        try:
+            import fcntl
+        except ImportError:   # not POSIX: no lock, as before
+            return
         path = self.folder / LOCK_FILE
         held = _HELD.pop(str(path), None)
         if held is not None:   # an earlier writer of this process (stopped by an error) holds it
