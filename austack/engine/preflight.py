@@ -67,8 +67,9 @@ def _check_images(path: str, console: Console) -> None:
     a store whose images were rewritten must not train and be recorded as the intact one."""
     from ..store import check_images
 
-    with console.status(f"checking the image digests of {path} (once per store)"):
-        check_images(path)
+    what = f"checking the image digests of {Path(path).name} (once per store)"
+    with console.status(what) as status:
+        check_images(path, lambda done, total: status.update(f"{what}: session {done + 1}/{total}"))
 
 
 def _check_model(cfg: BenchConfig, n_au: int) -> tuple[str | None, int]:

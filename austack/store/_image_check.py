@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import h5py
 
@@ -69,7 +70,7 @@ def _remember(key: str, stamp: dict) -> None:
         pass
 
 
-def _bad_sessions(f: h5py.File) -> list[str]:
+def _bad_sessions(f: h5py.File, progress) -> list[str]:
     """subject/session of each session whose image bytes differ from their recorded sha256."""
     sessions = f["sessions"][:]
     if DIGESTS in f:
@@ -77,7 +78,9 @@ def _bad_sessions(f: h5py.File) -> list[str]:
     else:   # schema 1: the image digest lives in the sessions table
         recorded = sessions["sha256"]
     images, bad = f["images"], []
-    for row, want in zip(sessions, recorded):
+    for i, (row, want) in enumerate(zip(sessions, recorded)):
+        if progress is not None:
+            progress(i, len(sessions))
         hasher = ColumnHasher(["images"])
         for a in range(int(row["start"]), int(row["stop"]), BLOCK):
             hasher.update("images", images[a:min(int(row["stop"]), a + BLOCK)])
@@ -86,17 +89,18 @@ def _bad_sessions(f: h5py.File) -> list[str]:
     return bad
 
 
-def check_images(path: str | os.PathLike) -> bool:
+def check_images(path: str | os.PathLike, progress: Callable[[int, int], None] | None = None) -> bool:
     """Recompute the image digest of every session of the store at `path` unless this very
     file already passed; raise StoreError naming the sessions that fail. Returns True when
-    the images were read, False when the cache vouched for them."""
+    the images were read, False when the cache vouched for them. `progress(done, total)` is
+    called before each session is read."""
     path = Path(path).expanduser().resolve()
     try:
         with h5py.File(path, "r") as f:
             stamp, key = _stamp(path, f), str(path)
             if _read_cache().get(key) == stamp:
                 return False
-            bad = _bad_sessions(f)
+            bad = _bad_sessions(f, progress)
     except (OSError, KeyError, ValueError) as e:
         raise StoreError(f"{path}: its images cannot be read for their check ({e}); run `austack verify "
                          f"{path}`", path=path) from None
