@@ -37,13 +37,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-# errno of a failed write -> (what happened, the fix), for writes no library check foresaw
+# errno of a failed file operation -> (what happened, the fix), for those no library check foresaw
 OUTPUT_ERRNOS = {
-    errno.EROFS: ("the folder is on a read-only filesystem", "choose a writable output folder"),
-    errno.EACCES: ("permission denied", "choose a writable output folder or fix its permissions"),
-    errno.EPERM: ("operation not permitted", "choose a writable output folder or fix its permissions"),
-    errno.ENOSPC: ("no space left on the device", "make room there or choose another output folder"),
-    errno.EDQUOT: ("disk quota exceeded", "make room there or choose another output folder"),
+    errno.EROFS: ("cannot write {}: the folder is on a read-only filesystem", "choose a writable output folder"),
+    errno.EACCES: ("{}: permission denied", "fix its permissions or choose another folder"),
+    errno.EPERM: ("{}: operation not permitted", "fix its permissions or choose another folder"),
+    errno.ENOSPC: ("cannot write {}: no space left on the device", "make room there or choose another folder"),
+    errno.EDQUOT: ("cannot write {}: disk quota exceeded", "make room there or choose another folder"),
 }
 
 
@@ -74,7 +74,7 @@ class LazyGroup(click.Group):
             if e.errno not in OUTPUT_ERRNOS or not e.filename:
                 raise
             what, fix = OUTPUT_ERRNOS[e.errno]
-            raise click.ClickException(f"cannot write {e.filename}: {what}; {fix}") from None
+            raise click.ClickException(f"{what.format(e.filename)}; {fix}") from None
 
 
 class UserError(click.ClickException):

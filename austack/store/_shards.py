@@ -126,6 +126,9 @@ def _virtual_dataset(f_out: h5py.File, name: str, layout: h5py.VirtualLayout) ->
     """`create_virtual_dataset` without the creation time HDF5 stamps into a virtual
     dataset's header, so that the same shards give the same bytes (h5py offers no
     `track_times` for virtual datasets; its own property list is reused with times off)."""
+    if not hasattr(layout, "_get_dcpl"):   # an h5py without it: a valid store, only not byte-stable
+        f_out.create_virtual_dataset(name, layout)
+        return
     dcpl = layout._get_dcpl(f_out.filename)
     dcpl.set_obj_track_times(False)
     maxshape = None if layout.maxshape is None else tuple(h5py.h5s.UNLIMITED if m is None else m
