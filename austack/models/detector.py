@@ -57,6 +57,8 @@ class Detector(nn.Module):
         self.thresholds = [0.5] * len(self.aus) if thresholds is None else [float(t) for t in thresholds]
         if len(self.thresholds) != len(self.aus):
             raise ConfigError(f"{len(self.thresholds)} thresholds for {len(self.aus)} AUs")
+        if not all(0.0 <= t <= 1.0 for t in self.thresholds):   # NaN would turn every decision into 0
+            raise ConfigError(f"thresholds must lie in [0, 1], got {self.thresholds}")
         self.preprocess_spec = dict(preprocess)
         self.preprocess = BatchAugment(preprocess["crop"], views=1, train=False, mean=preprocess["mean"],
                                        std=preprocess["std"], resize=preprocess.get("resize"))
