@@ -44,9 +44,8 @@ def cli(detector, inputs, out, fold, device, batch_size, all_faces, upsample):
     from austack.inference import locate_detector, predict_to_csv
     from austack.inference.frames import count_frames
     from austack.inference.inputs import expand_inputs
-    from austack.models.detector import load_detector
-
     from austack.inference.api import check_out_folder
+    from austack.models.detector import load_detector
 
     check_out_folder(out.expanduser())
     path = locate_detector(detector, fold)

@@ -84,10 +84,10 @@ def test_a_disk_that_fills_during_assembly_is_one_line_and_resumable(raw, tmp_pa
         pytest.skip("needs root to mount a small tmpfs")
     try:
         out = disk / "s.h5"
-        run = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import _prepare_fake; "
-                              "from austack.cli.main import cli; cli(sys.argv[2:])", str(HERE), "prepare", "test-fake",
-                              str(raw), str(out), *opts], capture_output=True, text=True, env={**os.environ,
-                              "COLUMNS": "200"})
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); import _prepare_fake; "
+                "from austack.cli.main import cli; cli(sys.argv[2:])")
+        run = subprocess.run([sys.executable, "-c", code, str(HERE), "prepare", "test-fake", str(raw), str(out), *opts],
+                             capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
         err = run.stdout + run.stderr
         assert run.returncode == 1 and "Traceback" not in err and "Exception ignored" not in err, err
         assert "no space left" in err and "--resume" in err and str(out) in err

@@ -1,9 +1,10 @@
 """`open_run`: everything that does not depend on the fold, checked once before any training.
 
 A mistake that would fail every fold (an unknown name or loss option, an unreadable weights
-file, a store that is missing, fails its cheap checks or whose images differ from their digests, an unknown fold, a batch larger than
-some fold's training split, an output folder that cannot be written) is one ConfigError here:
-one message, no result row, no half-trained fold.
+file, a store that is missing, fails its cheap checks or whose images differ from their
+digests, an unknown fold, a batch larger than some fold's training split, an output folder
+that cannot be written or lacks room) is one error here: one message, no result row, no
+half-trained fold.
 """
 from __future__ import annotations
 

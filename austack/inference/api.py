@@ -4,6 +4,7 @@ streaming a CSV. `Detector.predict_images` / `Detector.predict_video` call in he
 """
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,7 +159,9 @@ def predict_to_csv(detector, detector_path, paths, out: str | os.PathLike, *, ba
                     "upsample": upsample, "device": str(device), "torch": torch.__version__}
         side = write_sidecar(out, detector, detector_path, settings=settings, tally=tally,
                              anomalies=report.items)
-    except OSError as e:   # a disk that filled or a folder that went away mid-run
+    except OSError as e:   # a disk that filled mid-run (an input's errors are anomalies, not raised)
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+            raise
         raise ConfigError(f"cannot write {out} ({e.strerror or e}); pass --out in a folder with room",
                           path=out) from None
     return tally, report.items, side
