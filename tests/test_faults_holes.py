@@ -302,3 +302,23 @@ def test_a_local_clusters_shutdown_prints_no_traceback(tmp_path):
     assert run.returncode == 0 and "closed" in run.stdout, run.stderr
     assert "an error during the run" in run.stderr
     assert "shutdown race" not in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_force_does_not_remove_a_folder_another_run_is_writing(raw, tmp_path):
+    from austack.errors import StoreError
+    from conftest import wait_for
+
+    out = tmp_path / "f.h5"
+    partial_path(out).mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", LOCKED, str(HERE), str(partial_path(out))],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        wait_for(holder, "locked")
+        with pytest.raises(StoreError, match="being written by another"):
+            prepare("test-fake", raw, out, force=True, **OPTS)
+        assert partial_path(out).is_dir()
+    finally:
+        holder.kill()
+        holder.wait()
+    prepare("test-fake", raw, out, force=True, **OPTS)
+    assert verify(out).ok

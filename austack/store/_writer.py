@@ -72,7 +72,11 @@ class StoreWriter:
             if not force:
                 raise StoreExistsError(f"{self.partial} is left from an interrupted run; rerun with --resume "
                                        "to continue it or --force to start over", path=self.partial)
+            held = PartDir(self.partial, settings)
+            if self.partial.is_dir():
+                held.lock()   # --force does not pull the folder from under a run still writing it
             _remove(self.partial)
+            held.unlock()
         self.parts = PartDir(self.partial, settings)
         if self.partial.exists():
             if self.partial.is_dir():
