@@ -3,7 +3,8 @@
 A writer that is killed mid-write must never leave a half file under the final name: each
 helper writes a temporary file in the same folder, flushes it to disk, and renames it over
 the target (`os.replace` is atomic on POSIX and Windows). A failed or interrupted write
-removes its temporary file.
+removes its temporary file. The file gets the mode a plain `open` would give (0666 less the
+umask), not the temporary file's private 0600.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kw) -> Iterator[IO]
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if os.chmod in os.supports_fd:   # mkstemp's 0600 would hide the file from a lab's group
+            os.chmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, mode, **kw) as f:
             yield f
             f.flush()
@@ -29,6 +32,21 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kw) -> Iterator[IO]
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system tells it (Linux), else
+    set and restored at once (`os.umask` has no getter)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:

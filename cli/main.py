@@ -3,10 +3,12 @@
 Subcommands live one per module in this package, each exporting `cli`, and are imported only
 when invoked, so `austack --help` stays fast (no torch import) and a broken optional module
 cannot take the others down. Library errors (`AustackError`) become one-line messages with a
-non-zero exit here, at the boundary, and nowhere else.
+non-zero exit here, at the boundary, and nowhere else; so does a write into a read-only or
+full output folder that no library check caught first (OSError with its file name).
 """
 from __future__ import annotations
 
+import errno
 import importlib
 
 import click
@@ -38,6 +40,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# errno of a failed file operation -> (what happened, the fix), for those no library check foresaw
+OUTPUT_ERRNOS = {
+    errno.EROFS: ("cannot write {}: the folder is on a read-only filesystem", "choose a writable output folder"),
+    errno.EACCES: ("{}: permission denied", "fix its permissions or choose another folder"),
+    errno.EPERM: ("{}: operation not permitted", "fix its permissions or choose another folder"),
+    errno.ENOSPC: ("cannot write {}: no space left on the device", "make room there or choose another folder"),
+    errno.EDQUOT: ("cannot write {}: disk quota exceeded", "make room there or choose another folder"),
+}
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return sorted(n for n, (mod, _) in COMMANDS.items() if importlib.util.find_spec(f"austack.cli.{mod}"))
@@ -61,6 +73,11 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except AustackError as e:
             raise UserError(e) from None
+        except OSError as e:   # an output folder that is read-only or full: one line naming it
+            if e.errno not in OUTPUT_ERRNOS or not e.filename:
+                raise
+            what, fix = OUTPUT_ERRNOS[e.errno]
+            raise click.ClickException(f"{what.format(e.filename)}; {fix}") from None
 
 
 class UserError(click.ClickException):

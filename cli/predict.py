@@ -44,8 +44,10 @@ def cli(detector, inputs, out, fold, device, batch_size, all_faces, upsample):
     from austack.inference import locate_detector, predict_to_csv
     from austack.inference.frames import count_frames
     from austack.inference.inputs import expand_inputs
+    from austack.inference.api import check_out_folder
     from austack.models.detector import load_detector
 
+    check_out_folder(out.expanduser())
     path = locate_detector(detector, fold)
     dev = resolve_device(device)
     det = load_detector(path, map_location=dev)
@@ -55,3 +57,6 @@ def cli(detector, inputs, out, fold, device, batch_size, all_faces, upsample):
                                                 all_faces=all_faces, upsample=upsample,
                                                 device=str(dev), on_frame=view.update)
     print_summary(view.console, det, path, out, side, tally, anomalies, upsample)
+    if tally.frames == tally.undecodable:
+        raise click.ClickException(f"no frame of the {len(inputs)} input(s) could be decoded ({tally.frames} "
+                                   f"unreadable; {side} lists them): check the files")

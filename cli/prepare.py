@@ -48,6 +48,14 @@ def _option_for(f) -> click.Option:
     return click.Option([f"--{flag}", f.name], **kw)
 
 
+def _interrupted(out: Path, shards: bool) -> str:
+    """Name the folder a resume continues only when the run got as far as making it."""
+    left = out.with_name(out.name + (".shards" if shards else ".partial"))
+    if left.exists():
+        return f"interrupted; rerun with --resume to continue {left}"
+    return "interrupted before anything was saved; rerun the command to start again"
+
+
 @click.command()
 @click.argument("dataset")
 @click.argument("raw_dir", type=click.Path(exists=True, file_okay=False))
@@ -69,8 +77,7 @@ def cli(dataset, raw_dir, out, **settings):
                 report = prepare(dataset, raw_dir, out, o, progress=progress)
         except KeyboardInterrupt:
             bar.stop()
-            left = f"{out}.shards" if o.shards else f"{out}.partial"
-            raise click.ClickException(f"interrupted; rerun with --resume to continue {left}") from None
+            raise click.ClickException(_interrupted(Path(out), o.shards)) from None
     _say_report(console, report, o.shards)
     table = anomaly_table(report.anomalies, root=str(Path(raw_dir).resolve()))
     if table is not None:

@@ -11,7 +11,10 @@ import click
 @click.option("--boot", type=click.IntRange(100), default=2000, show_default=True,
               help="Bootstrap draws over test subjects for the 95% intervals.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def cli(run_dir, boot, as_json):
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default="results.sqlite",
+              show_default=True, help="Results database whose recorded sha256 of each predictions file is "
+                                      "checked (skipped when the file does not exist).")
+def cli(run_dir, boot, as_json, db_path):
     """Recompute test F1 from RUN_DIR's predictions.npz files, without retraining.
 
     RUN_DIR is a run dir of `austack bench` (holding fold1/, fold2/ ...) or one fold's dir.
@@ -25,7 +28,7 @@ def cli(run_dir, boot, as_json):
 
     from austack.results.rescore import rescore
 
-    r = rescore(run_dir, n_boot=boot)
+    r = rescore(run_dir, n_boot=boot, db=db_path)
     if as_json:
         click.echo(json.dumps({"aus": r.aus, "folds": [{"fold": f.fold, "f1": f.f1, "f1_mean": f.f1_mean,
                                                          "thresholds": f.thresholds} for f in r.folds],

@@ -151,3 +151,12 @@ def wait_for(proc, word: str) -> None:
         if line.strip() == word:
             return
     raise AssertionError(f"the run ended before printing {word!r}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory):
+    """austack's cache (image checks) in a folder of the test session, for child processes too."""
+    import os
+
+    os.environ["AUSTACK_CACHE_DIR"] = str(tmp_path_factory.mktemp("austack-cache"))
+    yield

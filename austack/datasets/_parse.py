@@ -57,11 +57,12 @@ def parse_ints(cells: Sequence[str] | np.ndarray, signed: bool = True) -> tuple[
 def read_rows(path: str | os.PathLike, what: str, delimiter: str = ",") -> list[tuple[int, list[str]]]:
     """(line number, cells) of every row of a UTF-8 text table, blank rows included.
 
-    A BOM at the start is dropped; CRLF, LF and CR line ends all work. A file that cannot be
+    BOMs at the start are dropped (an editor re-saving a file may add one before the one it
+    had, which would otherwise cost the first row); CRLF, LF and CR line ends all work. A file that cannot be
     read or decoded raises `RawDataError` naming it (`what` says which kind of file it is)."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = path.read_bytes().decode("utf-8-sig").lstrip("\ufeff")
     except (OSError, UnicodeDecodeError) as e:
         raise RawDataError(f"cannot read {what} {path} as UTF-8 text: {e}", path=path) from None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)

@@ -1,13 +1,14 @@
 """`open_run`: everything that does not depend on the fold, checked once before any training.
 
 A mistake that would fail every fold (an unknown name or loss option, weights that cannot be
-had or do not fit, a store that is missing or fails its cheap checks, an unknown fold, a batch
-larger than some fold's training split, a cross-dataset target sharing too few AUs, an output
-folder that cannot be written) is one ConfigError here:
-one message, no result row, no half-trained fold.
+had or do not fit, a store that is missing, fails its cheap checks or whose images differ from
+their digests, an unknown fold, a batch larger than some fold's training split, a
+cross-dataset target sharing too few AUs, an output folder that cannot be written or lacks
+room) is one error here: one message, no result row, no half-trained fold.
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -35,18 +36,22 @@ def open_run(cfg: BenchConfig, console: Console | None = None, progress: BenchLi
     if not info.is_main:
         console, progress = Console(quiet=True), None
     _check_store(cfg.data)
+    _check_images(cfg.data, console)
     store = read_store_info(cfg.data)
     protocol = resolve_protocol(cfg, store)
     folds = cfg.folds or tuple(f.index for f in protocol.folds)
     for k in folds:
         protocol.fold(k)  # unknown fold: fail before any training
-    weights = _check_model(cfg, len(protocol.aus), console if info.is_main else None)
+    weights, model_bytes = _check_model(cfg, len(protocol.aus), console if info.is_main else None)
     _check_batch(cfg, store.path, protocol, folds, info.world_size)
-    for path in cfg.test_data:
+    for path in cfg.test_data:   # a target is scored: its images must be intact too
         _check_store(path)
+        _check_images(path, console)
     targets = open_targets(cfg, store, protocol, info.world_size)
     if info.is_main:
         check_writable_dir(cfg.out_dir, "--out-dir")
+        check_free_space(cfg.out_dir, len(folds) * FILES_PER_MODEL * model_bytes + SPACE_MARGIN, "--out-dir",
+                         f"{len(folds)} fold(s) of {cfg.backbone}")
     cfg = replace(cfg, data=store.path, protocol=protocol.id, folds=tuple(folds),
                   test_data=tuple(t.info.path for t in targets))
     return RunContext(cfg, store, protocol, device, config_hash(cfg, store, protocol, weights.sha256),
@@ -66,9 +71,20 @@ def _check_store(path: str) -> None:
         check(path)
 
 
+def _check_images(path: str, console: Console) -> None:
+    """Every session's image bytes against their recorded sha256, once per store (cached):
+    a store whose images were rewritten must not train and be recorded as the intact one."""
+    from ..store import check_images
+
+    what = f"checking the image digests of {Path(path).name} (once per store)"
+    with console.status(what) as status:
+        check_images(path, lambda done, total: status.update(f"{what}: session {done + 1}/{total}"))
+
+
 def _check_model(cfg: BenchConfig, n_au: int, console: Console | None):
     """Resolve the weights (file, timm tag, published, none) and build the loss and the encoder
-    once with them: names, options and a file that does not fit fail here, before any fold."""
+    once with them: names, options and a file that does not fit fail here, before any fold.
+    Returns the weights and the bytes of the encoder's state (what each saved copy takes)."""
     from ..losses import create_loss
     from ..models import create_encoder
     from ..models.pretrained import default_tag_note, resolve_weights
@@ -79,8 +95,9 @@ def _check_model(cfg: BenchConfig, n_au: int, console: Console | None):
     if note and console is not None:
         console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     encoder = create_encoder(cfg.backbone, n_au, pretrained=weights, embed_dim=cfg.embed_dim)
+    nbytes = sum(t.numel() * t.element_size() for t in encoder.state_dict().values())
     del encoder
-    return weights
+    return weights, nbytes
 
 
 def _check_batch(cfg: BenchConfig, path: str, protocol, folds, world: int) -> None:
@@ -95,6 +112,22 @@ def _check_batch(cfg: BenchConfig, path: str, protocol, folds, world: int) -> No
                 ranks = f" x {world} ranks" if world > 1 else ""
                 raise ConfigError(f"fold {k}: {n} training frames do not fill one batch of {cfg.batch_size}"
                                   f"{ranks}; lower --batch-size (or raise --limit-train)")
+
+
+# A fold's run dir holds the model about six times over: detector.pt and best.pt once each,
+# last.pt with the optimiser's two moments; the margin covers predictions, CSV and config.
+FILES_PER_MODEL = 6
+SPACE_MARGIN = 8 << 20
+
+
+def check_free_space(folder: str | Path, need: int, option: str, what: str) -> None:
+    """The filesystem of `folder` has `need` bytes free (an estimate), or one line saying so:
+    an empty test file is written even on a full disk, and the fold would then fail later."""
+    path = Path(folder).expanduser().resolve()
+    free = shutil.disk_usage(path).free
+    if free < need:
+        raise ConfigError(f"{path} has {free / 2**20:.1f} MiB free; {what} need about {need / 2**20:.1f} MiB: "
+                          f"make room or pass {option} on a larger disk", path=path)
 
 
 def check_writable_dir(folder: str | Path, option: str) -> Path:

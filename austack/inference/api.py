@@ -4,6 +4,7 @@ streaming a CSV. `Detector.predict_images` / `Detector.predict_video` call in he
 """
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,15 +148,29 @@ def predict_to_csv(detector, detector_path, paths, out: str | os.PathLike, *, ba
     """Stream the rows to the CSV `out` and write its sidecar; returns (tally, anomalies, sidecar)."""
     inputs, finder = expand_inputs(paths), face_finder(detector, all_faces=all_faces, upsample=upsample)
     out = Path(out).expanduser()
+    check_out_folder(out)
+    report, tally = AnomalyReport(), Tally()
+    try:
+        with csv_sink(out, detector.aus) as write:
+            for rows in predict_rows(detector, stream_frames(inputs, report), finder, tally=tally,
+                                     batch_size=_check_batch(batch_size), on_frame=on_frame):
+                write(rows)
+        settings = {"inputs": [str(p) for p in paths], "batch_size": batch_size, "all_faces": all_faces,
+                    "upsample": upsample, "device": str(device), "torch": torch.__version__}
+        side = write_sidecar(out, detector, detector_path, settings=settings, tally=tally,
+                             anomalies=report.items)
+    except OSError as e:   # a disk that filled mid-run (an input's errors are anomalies, not raised)
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS):
+            raise
+        raise ConfigError(f"cannot write {out} ({e.strerror or e}); pass --out in a folder with room",
+                          path=out) from None
+    return tally, report.items, side
+
+
+def check_out_folder(out: Path) -> None:
+    """The folder of `--out` exists and takes a file, before any frame is decoded."""
+    from ..engine.preflight import check_writable_dir
+
     if not out.parent.is_dir():
         raise ConfigError(f"the folder of --out {out} does not exist; create it first", path=out.parent)
-    report, tally = AnomalyReport(), Tally()
-    with csv_sink(out, detector.aus) as write:
-        for rows in predict_rows(detector, stream_frames(inputs, report), finder, tally=tally,
-                                 batch_size=_check_batch(batch_size), on_frame=on_frame):
-            write(rows)
-    settings = {"inputs": [str(p) for p in paths], "batch_size": batch_size, "all_faces": all_faces,
-                "upsample": upsample, "device": str(device), "torch": torch.__version__}
-    side = write_sidecar(out, detector, detector_path, settings=settings, tally=tally,
-                         anomalies=report.items)
-    return tally, report.items, side
+    check_writable_dir(out.parent, "--out")

@@ -10,7 +10,10 @@ code from it.
 """
 from __future__ import annotations
 
+import math
 import os
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -55,6 +58,8 @@ class Detector(nn.Module):
         self.thresholds = [0.5] * len(self.aus) if thresholds is None else [float(t) for t in thresholds]
         if len(self.thresholds) != len(self.aus):
             raise ConfigError(f"{len(self.thresholds)} thresholds for {len(self.aus)} AUs")
+        if not all(0.0 <= t <= 1.0 for t in self.thresholds):   # NaN would turn every decision into 0
+            raise ConfigError(f"thresholds must lie in [0, 1], got {self.thresholds}")
         self.preprocess_spec = preprocess.to_dict()      # as saved, and as `predict` reports it
         self.preprocess = preprocess.module()
         self.info = dict(info or {})
@@ -106,24 +111,55 @@ class Detector(nn.Module):
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        from ..fileio import atomic_torch_save
-        return atomic_torch_save(self.to_file_dict(), path)
+        """The file, then its sha256 beside it (`detector.pt.sha256`, sha256sum's format),
+        which every load checks. The old digest goes first: a kill between the two writes
+        leaves a file without a digest, never one with another file's."""
+        from ..fileio import atomic_torch_save, atomic_write_text, sha256_file
+
+        path = Path(path)
+        digest_path(path).unlink(missing_ok=True)
+        atomic_torch_save(self.to_file_dict(), path)
+        atomic_write_text(digest_path(path), f"{sha256_file(path)}  {path.name}\n")
+        return path
 
     @classmethod
     def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "Detector":
         return load_detector(path, map_location)
 
 
-def load_detector(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Detector:
-    """Rebuild a detector saved by `Detector.save` (as every `austack bench` fold does)."""
+def load_detector(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+                  sha256: str | None = None) -> Detector:
+    """Rebuild a detector saved by `Detector.save` (as every `austack bench` fold does).
+
+    The file's bytes must match `sha256`, or else the digest `save` wrote beside it
+    (`detector.pt.sha256`) where there is one. Anything in the file
+    that does not fit (another architecture, a tensor of another shape, a missing key, an AU
+    list that is not the network's output, thresholds outside [0, 1]) is one ConfigError
+    naming the file, never a traceback."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"no detector file at {path}; `austack bench` saves one per fold as "
                           f"{fold_dir('<run dir>', '<k>') / DETECTOR_NAME}", path=path)
+    sha256 = sha256 or recorded_digest(path)
+    if sha256:
+        from ..fileio import sha256_file
+
+        if sha256_file(path) != sha256:
+            raise ConfigError(f"{path} changed since it was recorded (sha256 differs); rerun the fold that "
+                              "saved it", path=path)
     try:
-        d = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():   # torch warns in several lines about a foreign pickle's protocol
+            warnings.simplefilter("ignore")
+            d = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:   # torch's own message: lines of advice to load it unsafely
+        reason = str(e).split("WeightsUnpickler error:")[-1].strip().splitlines()
+        reason = reason[0][:120] if reason and "WeightsUnpickler" in str(e) else "not a tensors-only pickle"
+        raise ConfigError(f"{path} is not a readable detector file: it is not an austack detector file (the "
+                          f"tensors-only loader stops at: {reason}); austack never loads a file unsafely",
+                          path=path) from None
     except Exception as e:   # torch raises many kinds on a torn or foreign file
-        raise ConfigError(f"{path} is not a readable detector file ({type(e).__name__}: {e})",
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ConfigError(f"{path} is not a readable detector file ({type(e).__name__}: {first})",
                           path=path) from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise ConfigError(f"{path} is not an austack detector file", path=path)
@@ -131,16 +167,81 @@ def load_detector(path: str | os.PathLike, map_location: str | torch.device = "c
         raise ConfigError(f"{path} is detector format {d.get('format_version')} (austack "
                           f"{d.get('austack_version')}); this austack reads format {FORMAT_VERSION}",
                           path=path)
-    e = d["encoder"]
-    encoder = create_encoder(e["name"], e["n_au"], embed_dim=e["embed_dim"], graph_k=e["graph_k"])
-    encoder.load_state_dict(d["encoder_state"])
-    heads = None
-    if d["heads_state"] is not None:
-        heads = LinearHeads(e["n_au"], e["embed_dim"])
-        heads.load_state_dict(d["heads_state"])
-    det = Detector(encoder, heads, aus=d["aus"], thresholds=d["thresholds"],
-                   preprocess=EvalPreprocess.from_dict(d["preprocess"]), info=d["info"])
+    try:
+        det = _build(d)
+    except Exception as e:   # a file that fits no network: say which file and what does not fit
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ConfigError(f"{path} is a damaged or mismatched detector file: {first}; use the detector.pt "
+                          "that `austack bench` saved", path=path) from None
     return det.to(map_location).eval()
+
+
+def digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def recorded_digest(path: Path) -> str | None:
+    """The sha256 saved beside a detector file, if any (an older austack saved none)."""
+    try:
+        text = digest_path(path).read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text[0].lower() if text and len(text[0]) == 64 else None
+
+
+def _need(ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(what)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _state(value, what: str) -> dict:
+    _need(isinstance(value, dict) and all(isinstance(k, str) and isinstance(t, torch.Tensor)
+                                          for k, t in value.items()), f"{what} is not a table of tensors")
+    bad = [k for k, t in value.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    _need(not bad, f"{what} holds NaN or infinite values ({', '.join(bad[:3])})")
+    return value
+
+
+def _build(d: dict) -> Detector:
+    """The detector a file describes, every field checked against the network it builds."""
+    missing = [k for k in ("encoder", "encoder_state", "heads_state", "aus", "thresholds", "preprocess",
+                                "info") if k not in d]
+    _need(not missing, f"keys missing: {', '.join(missing)}")
+    e = d["encoder"]
+    _need(isinstance(e, dict), "no encoder description")
+    _need(isinstance(e.get("name"), str), "the encoder has no name")
+    for key in ("n_au", "embed_dim"):
+        _need(_is_int(e.get(key)) and e[key] > 0, f"encoder {key} is {e.get(key)!r}, not a positive whole number")
+    _need(e.get("graph_k") is None or (_is_int(e["graph_k"]) and e["graph_k"] > 0),
+          f"encoder graph_k is {e.get('graph_k')!r}")
+    aus, thresholds = d.get("aus"), d.get("thresholds")
+    _need(isinstance(aus, list) and all(_is_int(a) and a > 0 for a in aus), "the AU list is not a list of AU numbers")
+    _need(len(aus) == e["n_au"], f"{len(aus)} AUs listed for a network with {e['n_au']} outputs")
+    _need(isinstance(thresholds, list) and len(thresholds) == len(aus)
+          and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in thresholds),
+          f"the thresholds are not {len(aus)} numbers")
+    _need(all(0.0 <= t <= 1.0 for t in thresholds), "a threshold is NaN or outside [0, 1]")
+    p = d.get("preprocess")
+    _need(isinstance(p, dict) and _is_int(p.get("crop")) and p["crop"] > 0
+          and (p.get("resize") is None or _is_int(p["resize"])), "the preprocessing (crop, resize) is malformed")
+    for key in ("mean", "std"):
+        v = p.get(key)
+        _need(isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) and math.isfinite(x)
+                                                          for x in v), f"preprocess {key} is not 3 numbers")
+    _need(all(x > 0 for x in p["std"]), "preprocess std is not positive")
+    _need(isinstance(d.get("info", {}), dict), "info is not a table")
+    encoder = create_encoder(e["name"], e["n_au"], embed_dim=e["embed_dim"], graph_k=e["graph_k"])
+    encoder.load_state_dict(_state(d.get("encoder_state"), "encoder_state"))
+    heads = None
+    if d.get("heads_state") is not None:
+        heads = LinearHeads(e["n_au"], e["embed_dim"])
+        heads.load_state_dict(_state(d["heads_state"], "heads_state"))
+    return Detector(encoder, heads, aus=aus, thresholds=thresholds, preprocess=EvalPreprocess.from_dict(p),
+                    info=d.get("info") or {})
 
 
 def _plain(value: Any) -> Any:

@@ -96,6 +96,39 @@ def dask_executor(address: str) -> Iterator[tuple[Executor, int]]:
         yield client.get_executor(pure=False, retries=TASK_RETRIES), max(threads, 1)
         del warming  # held until here so Dask does not drop a warm-up before it starts
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        with _quiet_shutdown(client, own_workers=cluster is not None):
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+QUIET = ("distributed", "tornado", "asyncio")   # the loggers a cluster's shutdown speaks through
+
+
+def quiet_logs() -> None:
+    """Silence a process's Dask loggers (run on each worker just before shutdown)."""
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+@contextmanager
+def _quiet_shutdown(client, own_workers: bool) -> Iterator[None]:
+    """A cluster closing after the run is over has nothing left to tell: its results are
+    written. Under load a worker's heartbeat or a stream can still be in flight when the
+    scheduler goes, and Dask logs each such race as an ERROR with a traceback (a worker
+    process prints it on the inherited stderr after the run reported success). So the
+    loggers of this process, and of our own local workers, are silenced for the shutdown
+    only; errors during the run are reported as before. A remote cluster's workers are
+    left alone: they outlive this client."""
+    levels = {name: logging.getLogger(name).level for name in QUIET}
+    if own_workers:
+        try:
+            client.run(quiet_logs, on_error="ignore")
+        except Exception:   # a worker already gone: nothing of it left to print
+            pass
+    quiet_logs()
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)

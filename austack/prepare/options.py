@@ -35,7 +35,7 @@ class PrepareOptions:
                                        "(cuda, cuda:1: nvJPEG) and warp them in batches; other frames take "
                                        "the CPU path. Recorded in the store (docs/benchmarks.md).",
                                  metavar="DEVICE")
-    shards: bool = setting(False, "Each task writes a shard store of a few sessions into OUT.shards/; "
+    shards: bool = setting(False, "Each task writes a shard store of a few sessions into OUT.h5.shards/; "
                                   "OUT.h5 is copied from them (docs/scale-out.md).")
     virtual: bool = setting(False, "With --shards: keep the shards and make OUT.h5 virtual datasets over "
                                    "them.")

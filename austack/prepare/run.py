@@ -47,7 +47,7 @@ def prepare(dataset: str, raw_dir: str | os.PathLike, out: str | os.PathLike, op
     on (`local[:N]` or a scheduler address); at most `window` (default 2 x workers) chunks
     are in flight, at most `running` (default all) of them unfinished: a cluster's executor
     runs with `running` = its workers (`ordered_map`). `shards`: each task writes a shard
-    store of `shard_sessions` sessions into `OUT.shards/` and `out` is copied from them, or
+    store of `shard_sessions` sessions into `OUT.h5.shards/` and `out` is copied from them, or
     with `virtual` made of virtual datasets over them (`shards`). `device` (a torch device,
     e.g. "cuda") decodes JPEG frames with shipped landmarks there and warps them in batches
     (`gpu`); the store records it as its `pixel_decoder`.
@@ -72,8 +72,8 @@ def _write(plan: Plan, report: PrepareReport, pool: Pool, progress: Progress | N
     final = report.out
     if o.resume and final.exists() and not o.force and not _partial_exists(final):
         return False
-    writer = StoreWriter(final, plan.settings, resume=o.resume, force=o.force)
-    _run(plan, writer, report, pool, progress, job_maker(plan.job_template(o)), o.chunk_frames)
+    with StoreWriter(final, plan.settings, resume=o.resume, force=o.force) as writer:   # its lock released
+        _run(plan, writer, report, pool, progress, job_maker(plan.job_template(o)), o.chunk_frames)
     return True
 
 
@@ -116,8 +116,10 @@ def _partial_exists(final: Path) -> bool:
 
 def _already_complete(final: Path, settings: StoreSettings, report: PrepareReport, t0: float) -> PrepareReport:
     """`--resume` on a finished store: nothing to do if it was made with the same settings."""
-    from ..store import open_store
+    from ..store import open_store, partial_path
+    from ..store._parts import sweep_leftovers
 
+    sweep_leftovers(partial_path(final))   # what a run killed while removing its parts left
     with open_store(final) as s:
         diffs = s.settings.differences(settings)
         if diffs:

@@ -2,7 +2,7 @@
 
 For data that should not travel to one writer: the client reads the labels and sends each
 task the frame lists of a few sessions (`ShardJob`); the worker decodes, aligns and encodes
-them and writes `OUT.shards/shard-NNNNN.h5` itself (through its own partial folder, so a
+them and writes `OUT.h5.shards/shard-NNNNN.h5` itself (through its own partial folder, so a
 killed task resumes at chunk granularity too), and sends back only counts and anomalies.
 The final `OUT.h5` is then copied from the shards (the bytes of a plain run) or, with
 `--virtual`, written as HDF5 virtual datasets over them (`austack.store._shards`).
@@ -110,13 +110,13 @@ def write_shard(sj: ShardJob) -> ShardResult:
     with _locked(path):
         if recorded_key(path) == sj.key:    # another try of this task finished it
             return ShardResult(sj.index, resumed_sessions=len(refs), seconds=time.perf_counter() - t0)
-        writer = StoreWriter(path, sj.settings, resume=True)
-        sink = StepWriter(writer, refs, sum(len(f) for _, f in sj.sessions), report, sj.template.landmarks, None)
-        make = job_maker(sj.template)
-        for i, (ref, frames) in enumerate(sj.sessions):
-            for step, job in session_steps(i, ref, frames, writer, make, sj.chunk_frames):
-                sink.step(step, None if job is None else process_chunk(job))
-        writer.finish(source={"shard": sj.index, "shard_key": sj.key}, sessions=len(refs))
+        with StoreWriter(path, sj.settings, resume=True) as writer:   # its lock released however it ends
+            sink = StepWriter(writer, refs, sum(len(f) for _, f in sj.sessions), report, sj.template.landmarks, None)
+            make = job_maker(sj.template)
+            for i, (ref, frames) in enumerate(sj.sessions):
+                for step, job in session_steps(i, ref, frames, writer, make, sj.chunk_frames):
+                    sink.step(step, None if job is None else process_chunk(job))
+            writer.finish(source={"shard": sj.index, "shard_key": sj.key}, sessions=len(refs))
     return ShardResult(sj.index, report.written_frames, report.faces, report.origins, report.anomalies.items,
                        report.resumed_sessions, time.perf_counter() - t0)
 

@@ -46,14 +46,31 @@ def _fold_dirs(run_dir: Path) -> list[tuple[int, Path]]:
     return dirs
 
 
-def rescore(run_dir: str | Path, *, n_boot: int = N_BOOT, seed: int = 0) -> Rescore:
-    """Recompute every fold's test F1 from its stored predictions and the thresholds it applied."""
-    from ..runs.rundir import load_predictions
-    from ..metrics import evaluate
+def recorded_digests(db_path: str | Path | None) -> dict[str, str]:
+    """predictions file -> the sha256 recorded with its row, from the results database at
+    `db_path` ({} when there is none: nothing recorded to compare)."""
+    if db_path is None or not Path(db_path).expanduser().is_file():
+        return {}
+    from .db import ResultsDB
 
-    folds = []
+    with ResultsDB(Path(db_path).expanduser()) as db:
+        return {str(Path(r.predictions).resolve()): r.predictions_sha256
+                for r in db.query(status="ok", include_noncomparable=True) if r.predictions and r.predictions_sha256}
+
+
+def rescore(run_dir: str | Path, *, n_boot: int = N_BOOT, seed: int = 0, db: str | Path | None = None) -> Rescore:
+    """Recompute every fold's test F1 from its stored predictions and the thresholds it applied;
+    each file's sha256 is checked against the one recorded in the results database `db`."""
+    from ..metrics import evaluate
+    from ..runs.rundir import load_predictions
+
+    folds, digests = [], recorded_digests(db)
     for k, d in _fold_dirs(Path(run_dir).expanduser().resolve()):
-        p = load_predictions(d / PREDICTIONS_NAME)
+        path = d / PREDICTIONS_NAME
+        p = load_predictions(path, sha256=digests.get(str(path)))
+        if "test_subjects" not in p:
+            raise ResultsError(f"{path} holds no test subjects (written by an older austack); rerun "
+                               "the fold", path=path)
         aus = [int(a) for a in p["aus"]]
         scores = evaluate(p["test_probs"], p["test_labels"], aus, p["thresholds"].tolist())
         folds.append(FoldRescore(k, d / PREDICTIONS_NAME, [float(x) for x in scores.f1], float(scores.f1_mean),

@@ -84,6 +84,7 @@ def save_predictions(run_dir: Path, splits: dict[str, tuple[np.ndarray, np.ndarr
     return path, sha256_file(path)
 
 
-def load_predictions(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+def load_predictions(path: str | Path, *, sha256: str | None = None) -> dict[str, np.ndarray]:
+    """The arrays of `predictions.npz`, each checked (and its sha256, when one was recorded)."""
+    from .predictions_file import read_predictions
+    return read_predictions(path, sha256=sha256)

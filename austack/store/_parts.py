@@ -26,6 +26,8 @@ from ._schema import SCHEMA_VERSION, StoreSettings
 FORMAT = "austack-store-parts"
 FORMAT_VERSION = 1
 SETTINGS_FILE = "settings.json"
+LOCK_FILE = ".lock"      # flock'ed by the run writing the folder
+_HELD: dict[str, int] = {}   # lock file -> descriptor, of the folders this process holds
 COLUMNS = ("labels", "landmarks", "matrix", "face", "landmark_origin", "frame", "intensities")
 
 
@@ -33,7 +35,7 @@ def write_error(path: Path, e: OSError) -> StoreError:
     """One line for a failed write that names the path and the fix."""
     if e.errno == errno.ENOSPC:
         fix = "free some space there, then rerun `austack prepare` with --resume"
-        what = "no space left on the device"
+        what = "no space left on the device" + getattr(e, "detail", "")
     elif e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         fix = "choose a writable OUT folder or fix its permissions"
         what = "the folder is not writable"
@@ -41,6 +43,44 @@ def write_error(path: Path, e: OSError) -> StoreError:
         fix = "fix the cause, then rerun `austack prepare` with --resume"
         what = e.strerror or str(e)
     return StoreError(f"cannot write {path}: {what}; {fix}", path=path)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False   # this process's own leftovers are never in use by it at a sweep
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:   # alive, under another user
+        return True
+    return True
+
+
+def sweep_leftovers(partial: Path) -> None:
+    """Remove `.OUT.h5.partial.<pid>.new|old` beside `partial`: what a run killed while it made
+    or removed its partial folder leaves (the folder is renamed aside before being deleted)."""
+    for stale in partial.parent.glob(f".{partial.name}.*.*"):
+        pid = stale.name[len(partial.name) + 2:].rpartition(".")[0]
+        if stale.is_dir() and stale.suffix in (".new", ".old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+class NoRoomError(OSError):
+    """ENOSPC found before writing: `detail` says how much was needed and how much is free."""
+
+    def __init__(self, folder: Path, need: int, free: int):
+        super().__init__(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
+        self.detail = f" (the store needs about {need / 2**20:.1f} MiB, {free / 2**20:.1f} MiB are free)"
+
+
+def check_room(folder: Path, need: int) -> None:
+    """Raise NoRoomError unless the filesystem of `folder` has `need` bytes free: HDF5 cannot
+    stop cleanly when a disk fills under it (h5py reports, and may crash on, every object it
+    frees), so the final file's size is checked before it is written."""
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise NoRoomError(folder, need, free)
 
 
 def settings_json(settings: StoreSettings) -> dict:
@@ -109,10 +149,50 @@ class PartDir:
         return self.folder.with_name(f".{self.folder.name}.{os.getpid()}.{what}")
 
     def sweep(self) -> None:
-        """Drop the hidden folders a killed run left beside the partial folder."""
-        for stale in self.folder.parent.glob(f".{self.folder.name}.*.*"):
-            if stale.is_dir() and stale.suffix in (".new", ".old"):
-                shutil.rmtree(stale, ignore_errors=True)
+        """Drop the hidden folders a killed run left beside the partial folder (those of a
+        run still alive are its own business)."""
+        sweep_leftovers(self.folder)
+
+    # --- the lock -----------------------------------------------------------------------
+    def lock(self) -> None:
+        """Hold the folder for this process: a second run on it (two `--resume`) is refused
+        at once with the holder's pid, instead of both writing and both failing. A POSIX
+        record lock (`lockf`), not `flock`: forked workers do not inherit it, so a worker that
+        outlives a killed run never holds the folder."""
+        try:
+            import fcntl
+        except ImportError:   # not POSIX: no lock, as before
+            return
+        path = self.folder / LOCK_FILE
+        held = _HELD.pop(str(path), None)
+        if held is not None:   # an earlier writer of this process (stopped by an error) holds it
+            try:
+                if os.fstat(held).st_ino == os.stat(path).st_ino:
+                    self._lock_fd = _HELD[str(path)] = held
+                    return
+            except OSError:
+                pass
+            os.close(held)     # the lock of a folder since removed
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise write_error(path, e) from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StoreError(f"{self.folder} is being written by another `austack prepare` (pid {holder}); let it "
+                             "finish (or stop it), then rerun with --resume", path=self.folder) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = _HELD[str(path)] = fd
+
+    def unlock(self) -> None:
+        fd, self._lock_fd = getattr(self, "_lock_fd", None), None
+        if fd is not None:
+            _HELD.pop(str(self.folder / LOCK_FILE), None)
+            os.close(fd)
 
     # --- chunks -------------------------------------------------------------------------
     def chunk_path(self, session: int, chunk: int) -> Path:

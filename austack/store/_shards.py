@@ -1,5 +1,5 @@
 """Stores made of shards (`prepare --shards`): each shard is a whole store of a group of
-sessions, written by the task that computed them into `OUT.shards/shard-NNNNN.h5`.
+sessions, written by the task that computed them into `OUT.h5.shards/shard-NNNNN.h5`.
 
 The final `OUT.h5` is either copied from the shards (`assemble_shards`: the shards' rows cut
 again at prepare's chunk boundaries and appended exactly as the partial folder's chunks are,
@@ -18,9 +18,9 @@ import h5py
 import numpy as np
 
 from ..errors import StoreError
-from ._assemble import _create, _table, assemble_sessions
+from ._assemble import HDF5_SLACK, _create, _table, assemble_sessions
 from ._digest import store_identity_of
-from ._parts import COLUMNS, anomaly_lists
+from ._parts import COLUMNS, anomaly_lists, check_room
 from ._schema import (ANOMALY_DTYPE, DIGESTS, SCHEMA_VERSION, SESSION_DTYPE, STR, StoreSettings, frame_columns,
                       text)
 
@@ -82,6 +82,7 @@ def assemble_shards(s: StoreSettings, paths: list[Path], target: Path, attrs: di
                     chunk_frames: int) -> str:
     """The copied form: the shards' sessions, in order, into one store at `target`, appended
     at the same chunk boundaries as a plain run (so the same bytes); returns its identity."""
+    check_room(target.parent, sum(Path(p).stat().st_size for p in paths) + HDF5_SLACK)   # shards are stores
     return assemble_sessions(s, _all_sessions(paths, s, chunk_frames), target, attrs, reader_anomalies)
 
 
@@ -118,7 +119,23 @@ def _layouts(files: list[tuple[str, h5py.File]], f_out: h5py.File, total: int) -
             if n:
                 layout[base:base + n] = h5py.VirtualSource(rel, name, shape=f[name].shape, dtype=first.dtype)
             base += n
+        _virtual_dataset(f_out, name, layout)
+
+
+def _virtual_dataset(f_out: h5py.File, name: str, layout: h5py.VirtualLayout) -> None:
+    """`create_virtual_dataset` without the creation time HDF5 stamps into a virtual
+    dataset's header, so that the same shards give the same bytes (h5py offers no
+    `track_times` for virtual datasets; its own property list is reused with times off)."""
+    if not hasattr(layout, "_get_dcpl"):   # an h5py without it: a valid store, only not byte-stable
         f_out.create_virtual_dataset(name, layout)
+        return
+    dcpl = layout._get_dcpl(f_out.filename)
+    dcpl.set_obj_track_times(False)
+    maxshape = None if layout.maxshape is None else tuple(h5py.h5s.UNLIMITED if m is None else m
+                                                          for m in layout.maxshape)
+    space = h5py.h5s.create_simple(layout.shape, maxshape)
+    h5py.h5d.create(f_out.id, name=name.encode(), tid=h5py.h5t.py_create(np.dtype(layout.dtype), logical=1),
+                    space=space, dcpl=dcpl)
 
 
 def write_virtual(s: StoreSettings, paths: list[Path], target: Path, attrs: dict, reader_anomalies) -> str:

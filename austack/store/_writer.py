@@ -17,7 +17,7 @@ import numpy as np
 from ..datasets.base import Anomaly
 from ..errors import StoreError, StoreExistsError
 from ._assemble import assemble
-from ._parts import PartDir, anomaly_lists, write_error
+from ._parts import PartDir, anomaly_lists, sweep_leftovers, write_error
 from ._provenance import root_attrs
 from ._schema import PARTIAL_SUFFIX, StoreSettings
 
@@ -65,19 +65,27 @@ class StoreWriter:
         self.path = Path(path).expanduser().resolve()
         self.partial = partial_path(self.path)
         self.settings = settings
+        sweep_leftovers(self.partial)
         if self.path.exists() and not force and not resume:
             raise StoreExistsError(f"{self.path} already exists; pass --force to rebuild it", path=self.path)
         if self.partial.exists() and not resume:
             if not force:
                 raise StoreExistsError(f"{self.partial} is left from an interrupted run; rerun with --resume "
                                        "to continue it or --force to start over", path=self.partial)
+            held = PartDir(self.partial, settings)
+            if self.partial.is_dir():
+                held.lock()   # --force does not pull the folder from under a run still writing it
             _remove(self.partial)
+            held.unlock()
         self.parts = PartDir(self.partial, settings)
         if self.partial.exists():
+            if self.partial.is_dir():
+                self.parts.lock()   # first: opening tidies the folder, which only its one writer may do
             self.parts.open_existing()
         else:
             _make_parent(self.path)
             self.parts.create()
+            self.parts.lock()
         self._done = self.parts.done()
         self._current = None
 
@@ -151,10 +159,12 @@ class StoreWriter:
             target.unlink(missing_ok=True)
             raise write_error(self.path, e) from None
         self.parts.remove()
+        self.parts.unlock()
         return self.path
 
     def close(self) -> None:
         """Stop without finishing: the partial folder stays, resumable."""
+        self.parts.unlock()
 
     def __enter__(self) -> "StoreWriter":
         return self

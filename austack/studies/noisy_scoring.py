@@ -42,7 +42,7 @@ def noisy_interval(rows: Sequence[ResultRow], level: float, kind: str, *, n_boot
         if not r.predictions or not Path(r.predictions).is_file():
             raise ResultsError(f"fold {r.fold} seed {r.seed} of {r.loss} (config {r.config_hash}) has no "
                                f"stored predictions at {r.predictions}; rerun the study", path=r.predictions)
-        p = load_predictions(r.predictions)
+        p = load_predictions(r.predictions, sha256=r.predictions_sha256)
         y = flip_labels(p["test_labels"], level, kind, flip_seed(r.seed, r.fold))
         s, counts = confusion_by_subject(p["test_probs"], y, p["test_subjects"], p["thresholds"])
         names[r.fold] = s
