@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
+
+from .errors import ConfigError
 
 
 @contextmanager
@@ -87,3 +90,26 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def check_free_space(folder: str | Path, need: int, option: str, what: str) -> None:
+    """The filesystem of `folder` has `need` bytes free (an estimate), or one line saying so:
+    an empty test file is written even on a full disk, and the fold would then fail later."""
+    path = Path(folder).expanduser().resolve()
+    free = shutil.disk_usage(path).free
+    if free < need:
+        raise ConfigError(f"{path} has {free / 2**20:.1f} MiB free; {what} need about {need / 2**20:.1f} MiB: "
+                          f"make room or pass {option} on a larger disk", path=path)
+
+
+def check_writable_dir(folder: str | Path, option: str) -> Path:
+    """Create `folder` if needed and prove a file can be written there, or say which option to change."""
+    path = Path(folder).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".austack-write-test-"):
+            pass
+    except OSError as e:
+        raise ConfigError(f"cannot write to {path} ({e.strerror or e}); pass {option} with a writable folder",
+                          path=path) from None
+    return path

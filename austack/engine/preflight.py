@@ -8,8 +8,6 @@ room) is one error here: one message, no result row, no half-trained fold.
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from rich.console import Console
 
 from ..devices import device_type, resolve_device
 from ..errors import ConfigError
+from ..fileio import check_free_space, check_writable_dir
 from ..runs.config import BenchConfig
 from ..store import read_store_info
 from . import ddp
@@ -118,26 +117,3 @@ def _check_batch(cfg: BenchConfig, path: str, protocol, folds, world: int) -> No
 # last.pt with the optimiser's two moments; the margin covers predictions, CSV and config.
 FILES_PER_MODEL = 6
 SPACE_MARGIN = 8 << 20
-
-
-def check_free_space(folder: str | Path, need: int, option: str, what: str) -> None:
-    """The filesystem of `folder` has `need` bytes free (an estimate), or one line saying so:
-    an empty test file is written even on a full disk, and the fold would then fail later."""
-    path = Path(folder).expanduser().resolve()
-    free = shutil.disk_usage(path).free
-    if free < need:
-        raise ConfigError(f"{path} has {free / 2**20:.1f} MiB free; {what} need about {need / 2**20:.1f} MiB: "
-                          f"make room or pass {option} on a larger disk", path=path)
-
-
-def check_writable_dir(folder: str | Path, option: str) -> Path:
-    """Create `folder` if needed and prove a file can be written there, or say which option to change."""
-    path = Path(folder).expanduser().resolve()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".austack-write-test-"):
-            pass
-    except OSError as e:
-        raise ConfigError(f"cannot write to {path} ({e.strerror or e}); pass {option} with a writable folder",
-                          path=path) from None
-    return path

@@ -169,7 +169,7 @@ def predict_to_csv(detector, detector_path, paths, out: str | os.PathLike, *, ba
 
 def check_out_folder(out: Path) -> None:
     """The folder of `--out` exists and takes a file, before any frame is decoded."""
-    from ..engine.preflight import check_writable_dir
+    from ..fileio import check_writable_dir
 
     if not out.parent.is_dir():
         raise ConfigError(f"the folder of --out {out} does not exist; create it first", path=out.parent)
