@@ -17,8 +17,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from austack.faces.align import alignment_params
 from austack.cli.main import cli
+from austack.data.preprocess import EvalPreprocess
+from austack.faces.align import alignment_params
 from austack.errors import AustackError
 from austack.models import create_encoder
 from austack.models.detector import Detector, load_detector
@@ -30,7 +31,7 @@ PREPROCESS = {"resize": None, "crop": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25,
 def _detector_dict() -> dict:
     torch.manual_seed(0)
     det = Detector(create_encoder("test_tiny", len(AUS)), None, aus=AUS, thresholds=[0.5] * len(AUS),
-                   preprocess=PREPROCESS, info={"dataset": "bp4d", "fold": 1, "alignment": alignment_params(48, 2.9)})
+                   preprocess=EvalPreprocess.from_dict(PREPROCESS), info={"dataset": "bp4d", "fold": 1, "alignment": alignment_params(48, 2.9)})
     return det.to_file_dict()
 
 

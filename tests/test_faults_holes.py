@@ -109,7 +109,7 @@ def test_the_room_estimate_is_an_upper_bound(raw, tmp_path, store, monkeypatch):
     real = _assemble.check_room
     monkeypatch.setattr(_assemble, "check_room", lambda folder, need: (seen.update(need=need), real(folder, need)))
     out = tmp_path / "s.h5"
-    prepare("test-fake", raw, out, **{**OPTS, "store": store})
+    prepare("test-fake", raw, out, **{**OPTS, "encoding": store})
     assert out.stat().st_size <= seen["need"] <= 2 * out.stat().st_size + (1 << 20)
 
 
@@ -235,7 +235,7 @@ def test_a_read_only_output_folder_is_one_line(command, read_only, tiny_store):
 def test_an_interrupt_names_the_partial_folder_only_once_it_exists(raw, tmp_path, monkeypatch):
     import austack.cli.prepare as cli_prepare
 
-    def interrupted(dataset, raw_dir, out, **kw):   # Ctrl-C while the labels are read
+    def interrupted(*args, **kw):   # Ctrl-C while the labels are read
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli_prepare, "prepare", interrupted)
