@@ -173,3 +173,18 @@ def test_killed_workers_retry_once_then_report_and_a_rerun_completes(tiny_store,
     again = run_tasks([cfg], cluster, threads=1)
     assert report.tasks == 3 and again.tasks == 1 and not again.lost
     assert _f1(tmp_path / "r.sqlite") == local
+
+
+def _malloc_trim():
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_bench_workers_keep_glibc_malloc_and_do_not_poison_this_process(cluster):
+    """A nanny writes Dask's spawn environment into the process that makes it: made after the
+    cluster's settings were lifted, it gave its worker MALLOC_TRIM_THRESHOLD_ and left it here
+    for every worker spawned later (prepare's among them)."""
+    from distributed import Client
+
+    with Client(cluster) as client:
+        assert set(client.run(_malloc_trim).values()) == {None}
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") is None

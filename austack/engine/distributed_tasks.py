@@ -197,6 +197,10 @@ def start_local_cluster(n: int | None):
                                silence_logs=logging.ERROR)
         cluster.worker_spec.update(worker_specs(cluster.new_spec, n, gpus))
         cluster.scale(n)
+        # Each nanny reads the spawn environment when it is made, and writes it into this
+        # process's own environment (dask says so): made after this block, it would bring back
+        # MALLOC_TRIM_THRESHOLD_ for its worker and for every worker spawned from here later.
+        cluster.wait_for_workers(n)
     return cluster, n
 
 
