@@ -138,8 +138,7 @@ def describe(report: dict) -> list[str]:
         line += f" {p},"
     lines.append(line.rstrip(","))
     if report["lock"] is None:
-        lines.append("no constraints/reproduce.txt beside this austack: cannot say whether the "
-                     "README's digits are expected")
+        lines.append("no constraints/reproduce.txt found: cannot tell if the README's digits apply")
     elif report["matches_lock"]:
         lines.append("these match constraints/reproduce.txt: expect the README's numbers to the digit")
     else:
