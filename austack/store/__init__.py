@@ -6,12 +6,12 @@ and its digests, `check_store` cheaply before training; `store_identity` names i
 `info` summarises it per subject and fold.
 """
 from ._codec import decode_image, encode_image
-from ._info import GroupSummary, StoreInfo, info, label_rates
+from ._info import GroupSummary, StoreInfo, describe_alignment, info, label_rates
 from ._reader import Store, open_store, store_identity
 from ._schema import ENCODINGS, JPEG_QUALITY, ORIGIN, SCHEMA_VERSION, StoreSettings
 from ._verify import VerifyReport, check_store, verify
 from ._writer import FrameRows, StoreWriter, partial_path
 
 __all__ = ["SCHEMA_VERSION", "ENCODINGS", "JPEG_QUALITY", "ORIGIN", "StoreSettings", "StoreWriter", "FrameRows",
-           "partial_path", "Store", "open_store", "store_identity", "verify", "check_store", "VerifyReport", "info",
+           "partial_path", "Store", "open_store", "store_identity", "verify", "check_store", "VerifyReport", "info", "describe_alignment",
            "StoreInfo", "GroupSummary", "label_rates", "encode_image", "decode_image"]

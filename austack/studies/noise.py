@@ -96,13 +96,14 @@ def base_recipe(loss: str) -> dict[str, Any]:
     return {**recipe, "loss": loss, "recipe": f"noise-study-{loss}"}
 
 
-def bench_config(s: Setting, size: NoiseSize, store: Path, out: Path, seed: int, device: str):
+def bench_config(s: Setting, size: NoiseSize, store: Path, out: Path, seed: int, device: str,
+                 threads: int | None = None):
     from ..engine.config import BenchConfig
 
     return BenchConfig.from_dict({**base_recipe(s.loss), **size.bench, "label_noise": s.level,
                                   "label_noise_kind": s.kind, "seed": seed, "data": str(store),
                                   "out_dir": str(out / "runs"), "db": str(out / "results.sqlite"),
-                                  "device": device})
+                                  "device": device, "threads": threads})
 
 
 def run_noise_study(out: str | Path, *, quick: bool = False, levels: Sequence[float] | None = None,
@@ -128,7 +129,7 @@ def run_noise_study(out: str | Path, *, quick: bool = False, levels: Sequence[fl
     with EngineLog(out, threads) as log:
         for i, s in enumerate(settings, 1):
             for seed in range(seeds):
-                outcome = run(bench_config(s, size, store, out, seed, device), console=log)
+                outcome = run(bench_config(s, size, store, out, seed, device, threads), console=log)
                 s.rows += outcome.rows
                 s.ids += outcome.ids
                 s.config_hash = next((r.config_hash for r in outcome.rows if r.config_hash), s.config_hash)
