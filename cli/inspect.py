@@ -19,14 +19,20 @@ from austack.inspect import summarize_raw
               help="Protocol whose AUs and label rule to read with. Default: the dataset's.")
 @click.option("--all-anomalies", is_flag=True, default=False, show_default=True,
               help="List every anomaly, not the first 30.")
-def cli(dataset, raw_dir, protocol, all_anomalies):
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the summary as JSON (for scripts).")
+def cli(dataset, raw_dir, protocol, all_anomalies, as_json):
     """Summarise a raw distribution: subjects, sessions, frames, label rates, anomalies.
 
     Reads label and landmark files only (no pixels are decoded). DATASET is a reader name
     (`austack list readers`); RAW_DIR is the distribution's root as the dataset ships it.
     """
-    console = Console()
     s = summarize_raw(dataset, raw_dir, protocol=protocol)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(s.to_dict(), indent=2))
+        return
+    console = Console()
     console.print(f"[bold]{s.dataset}[/] at {s.root}: {len(s.subjects)} subjects, {s.sessions} sessions, "
                   f"{s.frames} labelled frames; labels read with {s.protocol}")
     if s.splits:

@@ -115,3 +115,18 @@ def test_linear_evaluation_compile_and_clip_flags_reach_the_config(invoke, tiny_
     assert config["grad_clip"] == 2.5
     r = invoke("bench", "test_tiny", "aunce.paper", "--data", tiny_store, "--linear-lr", "0")
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_threads_are_recorded_not_hashed_and_restored(invoke, tiny_store, tmp_path):
+    before = torch.get_num_threads()
+    db = tmp_path / "results.sqlite"
+    common = ("test_tiny", "wce", "--data", tiny_store, "--fold", "1", "--epochs", "1", "--batch-size", "16",
+              "--image-size", "40", "--device", "cpu", "--workers", "0", "--db", db, "--out-dir", tmp_path / "runs")
+    r = invoke("bench", *common, "--threads", "1")
+    assert r.exit_code == 0, r.output
+    assert torch.get_num_threads() == before                   # the run's setting does not leak
+    (row,) = ResultsDB(db).query()
+    assert row.config["threads"] == 1
+    r = invoke("bench", *common, "--threads", "2")              # same hash: the fold is reused, not rerun
+    assert r.exit_code == 0 and len(ResultsDB(db).query()) == 1, r.output
+    assert invoke("bench", *common, "--threads", "0").exit_code == 2
