@@ -23,7 +23,8 @@ class RateColumn(ProgressColumn):
 
     def render(self, task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("?" if speed is None else f"{speed:,.1f} {self.unit}/s", style="progress.data.speed")
+        # blank until measured: a bare "?" column reads as an error
+        return Text("" if speed is None else f"{speed:,.1f} {self.unit}/s", style="progress.data.speed")
 
 
 def make_progress(console: Console | None = None, disable: bool | None = None, unit: str = "frames") -> Progress:

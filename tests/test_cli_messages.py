@@ -1,0 +1,73 @@
+"""What the CLI says when a run is stopped or a name or value is wrong: Ctrl-C names how to
+resume; click's own errors fit 80 columns; a bare loss family or a raw folder gets the fix."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from austack.cli.main import cli
+
+
+def _interrupt(*args, **kw):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("command, target, resume", [
+    (["demo", "--quick"], "austack.demo.run_demo", "re-run the same command to resume"),
+    (["bench", "test_tiny", "wce", "--data", "x.h5"], "austack.engine.run_and_record",
+     "re-run the same command to resume"),
+    (["synth", "raw", "--layout", "bp4d"], "austack.synth.synthesize", "nothing was resumed"),
+])
+def test_ctrl_c_says_how_to_resume_not_aborted(monkeypatch, tmp_path, command, target, resume):
+    monkeypatch.setattr(target, _interrupt)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, command)
+    assert res.exit_code == 130, res.output
+    assert resume in " ".join(res.output.split()) and "Aborted!" not in res.output
+
+
+@pytest.mark.parametrize("args", [["bench", "--recipe", "zz*", "--data", "x.h5"],
+                                  ["prepare", "bp4d", ".", "o.h5", "--landmarks", "nosuch-landmark-mode"],
+                                  ["study", "noise", "--out", "o", "--levels", "a,b,c,d,e,f,g,h,i,j,k,l,m"]])
+def test_clicks_own_errors_fit_80_columns(args):
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and "Error:" in res.output
+    assert max(map(len, res.output.splitlines())) <= 80, res.output
+
+
+def test_clicks_own_line_breaks_are_kept():
+    res = CliRunner().invoke(cli, ["synth", "raw"])          # "Choose from:" and one choice a line
+    assert res.exit_code == 2 and "\n\tbp4d," in res.output.replace("       \t", "\t")
+
+
+def test_a_bare_aunce_suggests_the_papers_preset():
+    from austack.losses._registry import LOSSES
+
+    message = LOSSES.unknown_message("aunce")
+    assert "did you mean 'aunce.paper'?" in message
+    from austack.registry import Registry
+
+    family = Registry("thing")
+    for name in ("x.a", "x.b", "y"):
+        family.register(name)(SimpleNamespace)
+    assert "did you mean one of 'x.a', 'x.b'?" in family.unknown_message("x")
+
+
+def test_bench_on_a_raw_folder_says_prepare_it_first(tmp_path):
+    raw = tmp_path / "BP4D"
+    raw.mkdir()
+    res = CliRunner().invoke(cli, ["bench", "resnet18", "wce", "--data", str(raw), "--device", "cpu"])
+    assert res.exit_code == 2 and "Traceback" not in res.output      # a ConfigError: exit 2
+    text = " ".join(res.output.split())
+    assert "is a folder, not a prepared store" in text and f"austack prepare DATASET {raw} BP4D.h5" in text
+
+
+def test_an_unmeasured_rate_is_blank_not_a_question_mark():
+    from austack.progress import RateColumn
+
+    task = SimpleNamespace(finished_speed=None, speed=None)
+    assert RateColumn("steps").render(task).plain == ""
+    task.speed = 2.5
+    assert RateColumn("steps").render(task).plain == "2.5 steps/s"
