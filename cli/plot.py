@@ -41,7 +41,8 @@ def bars(sources, db_path, published, no_published, boot, out):
         series += published_series(dataset, published or ("AUNCE",), series[0].aus)
     from austack.studies.au_plots import au_bars_figure
 
-    for f in au_bars_figure(series, out, title=f"Per-AU F1 on {dataset} (whiskers: 95% CI over test subjects)"):
+    data = f"synthetic data in the {dataset} layout" if synthetic else dataset
+    for f in au_bars_figure(series, out, title=f"Per-AU test F1, {data} (whiskers: 95% CI over test subjects)"):
         click.echo(f"wrote {f}")
 
 
