@@ -56,6 +56,9 @@ PREPARE = {"size": 72, "box_enlarge": 2.0, "landmarks": "auto"}
 # Each stage's share of the demo's time, for the whole-demo ETA: the README's timed run (2 idle
 # CPU cores). A loaded machine is slower throughout; the ETA scales with what it measures.
 STAGE_SECONDS = {"synth": 12, "prepare": 2, "bench demo-wce": 38, "bench demo-aunce": 107}
+# torch's default on the 2-core machine that made the README's table: on the CPU the thread
+# count changes the last digits (measured: --quick with 1 and 2 threads differ in 2 of 6 folds)
+README_THREADS = 2
 
 
 def _default_synthesize(*args, **kw):
@@ -223,8 +226,13 @@ def run_demo(out: str | os.PathLike = "demo-out", quick: bool = False, *, consol
     console = console or Console()
     if quick:
         say_quick(console)
+    import torch
+
     environment = environment_report()
-    for line in describe(environment):
+    environment["torch_threads"] = threads or torch.get_num_threads()
+    expect = "" if quick else f"expect the README's table to the digit (its run: {README_THREADS} threads)"
+    for line in describe(environment, expect) + [f"training on {environment['torch_threads']} torch CPU "
+                                                 f"thread(s) (--threads N; the last digits depend on it)"]:
         console.print(line, markup=False, highlight=False)
     out = Path(out).expanduser().resolve()
     state = _State(out, size)

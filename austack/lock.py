@@ -127,8 +127,9 @@ def environment_report(lock_path: str | Path = LOCK) -> dict:
             "differs": diff}
 
 
-def describe(report: dict) -> list[str]:
-    """Terminal lines (each under 80 columns) for `environment_report`'s result."""
+def describe(report: dict, expect: str = "expect the README's numbers to the digit") -> list[str]:
+    """Terminal lines (each under 80 columns) for `environment_report`'s result; `expect`: what a
+    match with the lock promises (empty: nothing)."""
     parts = [f"{n} {v or 'missing'}" for n, v in report["versions"].items()]
     lines, line = [], "versions:"
     for p in parts:
@@ -140,7 +141,7 @@ def describe(report: dict) -> list[str]:
     if report["lock"] is None:
         lines.append("no constraints/reproduce.txt found: cannot tell if the README's digits apply")
     elif report["matches_lock"]:
-        lines.append("these match constraints/reproduce.txt: expect the README's numbers to the digit")
+        lines.append("these match constraints/reproduce.txt" + (f": {expect}" if expect else ""))
     else:
         for name, d in report["differs"].items():
             lines.append(f"  {name} {d['installed'] or 'missing'} differs from the lock's {d['lock'] or '(none)'}")
