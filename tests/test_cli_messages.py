@@ -71,3 +71,30 @@ def test_an_unmeasured_rate_is_blank_not_a_question_mark():
     assert RateColumn("steps").render(task).plain == ""
     task.speed = 2.5
     assert RateColumn("steps").render(task).plain == "2.5 steps/s"
+
+
+def _rendered(progress, console) -> list[str]:
+    console.print(progress.make_tasks_table(progress.tasks))
+    return console.export_text().splitlines()
+
+
+def test_predict_and_bench_bars_fit_80_columns_on_one_line():
+    import io
+
+    from rich.console import Console
+
+    from austack.progress import BenchView, make_progress
+
+    console = Console(file=io.StringIO(), width=80, force_terminal=True, record=True)
+    p = make_progress(console, disable=False, unit="frames")
+    task = p.add_task("predict", total=12000, detail="12000 with a face")
+    p.update(task, completed=6000)
+    p.tasks[0].finished_speed = 1234.5                      # the widest rate a CPU run shows
+    (line,) = _rendered(p, console)
+    assert "frames/s" in line and "12000 with a face" in line and len(line) <= 80
+    view = BenchView(console)
+    view.progress.disable = False
+    task = view.progress.add_task("fold 3 linear epoch 15/15", total=1500, detail="12345 img/s  loss 0.1234")
+    view.progress.update(task, completed=750)
+    (line,) = _rendered(view.progress, console)[-1:]
+    assert "img/s  loss 0.1234" in line and "?" not in line and len(line) <= 80
