@@ -98,3 +98,19 @@ def test_predict_and_bench_bars_fit_80_columns_on_one_line():
     view.progress.update(task, completed=750)
     (line,) = _rendered(view.progress, console)[-1:]
     assert "img/s  loss 0.1234" in line and "?" not in line and len(line) <= 80
+
+
+def test_all_faces_on_a_large_image_says_which_faces_it_could_not_see():
+    import numpy as np
+
+    from austack.inference.faces import MIN_FACE_PX, FaceFinder
+    from austack.inference.runner import Tally
+
+    from austack.cli._predict_view import small_face_hint
+
+    finder = FaceFinder(72, 2.0, all_faces=True)
+    assert finder(np.full((960, 1280, 3), 128, np.uint8), sequence=0, still=True) == []   # no face in grey
+    assert finder.smallest_findable == MIN_FACE_PX * 1280 / 640                      # shrunk by half
+    lines = small_face_hint(Tally(smallest_findable=finder.smallest_findable), upsample=0)
+    assert "160 px" in lines[0] and "--upsample 1" in lines[1] and all(len(x) <= 80 for x in lines)
+    assert small_face_hint(Tally(), upsample=0) == []                                # nothing was shrunk
