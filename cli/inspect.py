@@ -8,6 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from austack.cli._reader_options import reader_option
 from austack.cli._store_tables import anomaly_table, percent
 from austack.inspect import summarize_raw
 
@@ -20,13 +21,14 @@ from austack.inspect import summarize_raw
 @click.option("--all-anomalies", is_flag=True, default=False, show_default=True,
               help="List every anomaly, not the first 30.")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the summary as JSON (for scripts).")
-def cli(dataset, raw_dir, protocol, all_anomalies, as_json):
+@reader_option
+def cli(dataset, raw_dir, protocol, all_anomalies, as_json, reader_options):
     """Summarise a raw distribution: subjects, sessions, frames, label rates, anomalies.
 
     Reads label and landmark files only (no pixels are decoded). DATASET is a reader name
     (`austack list readers`); RAW_DIR is the distribution's root as the dataset ships it.
     """
-    s = summarize_raw(dataset, raw_dir, protocol=protocol)
+    s = summarize_raw(dataset, raw_dir, protocol=protocol, **reader_options)
     if as_json:
         import json
 

@@ -12,6 +12,7 @@ from austack.prepare import LANDMARK_MODES, SHARD_SESSIONS, prepare
 from austack.progress import make_progress
 from austack.store import ENCODINGS
 
+from ._reader_options import reader_option
 from ._store_tables import anomaly_table
 
 
@@ -62,8 +63,9 @@ def _sigterm_as_interrupt():
               help="With --shards: keep the shards and make OUT.h5 virtual datasets over them.")
 @click.option("--shard-sessions", default=SHARD_SESSIONS, show_default=True, type=click.IntRange(min=1),
               help="Sessions per shard, with --shards.")
+@reader_option
 def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, resume, force, dask, device,
-        shards, virtual, shard_sessions):
+        shards, virtual, shard_sessions, reader_options):
     """Align every frame of RAW_DIR (a raw DATASET distribution) into the store OUT.h5."""
     console = Console()
     if dask is not None and workers != 1:
@@ -89,7 +91,7 @@ def cli(dataset, raw_dir, out, workers, landmarks, size, box_enlarge, encoding, 
                 report = prepare(dataset, raw_dir, out, workers=workers, landmarks=landmarks, size=size,
                                  box_enlarge=box_enlarge, store=encoding, resume=resume, force=force,
                                  progress=progress, dask=dask, device=device, shards=shards, virtual=virtual,
-                                 shard_sessions=shard_sessions)
+                                 shard_sessions=shard_sessions, reader_options=reader_options or None)
         except KeyboardInterrupt:
             bar.stop()
             left = f"{out}.shards" if shards else f"{out}.partial"

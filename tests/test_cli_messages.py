@@ -114,3 +114,15 @@ def test_all_faces_on_a_large_image_says_which_faces_it_could_not_see():
     lines = small_face_hint(Tally(smallest_findable=finder.smallest_findable), upsample=0)
     assert "160 px" in lines[0] and "--upsample 1" in lines[1] and all(len(x) <= 80 for x in lines)
     assert small_face_hint(Tally(), upsample=0) == []                                # nothing was shrunk
+
+
+def test_prepare_passes_reader_options(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_prepare(*args, **kw):
+        seen.update(kw)
+        raise KeyboardInterrupt          # stop there: only the options matter here
+    monkeypatch.setattr("austack.cli.prepare.prepare", fake_prepare)
+    res = CliRunner().invoke(cli, ["prepare", "gft", str(tmp_path), str(tmp_path / "o.h5"),
+                                   "--reader-opt", "layout=my.yaml"])
+    assert res.exit_code != 0 and seen["reader_options"] == {"layout": "my.yaml"}
