@@ -130,3 +130,13 @@ def test_threads_are_recorded_not_hashed_and_restored(invoke, tiny_store, tmp_pa
     r = invoke("bench", *common, "--threads", "2")              # same hash: the fold is reused, not rerun
     assert r.exit_code == 0 and len(ResultsDB(db).query()) == 1, r.output
     assert invoke("bench", *common, "--threads", "0").exit_code == 2
+
+
+def test_the_noise_study_records_its_threads_outside_the_hash(tmp_path):
+    from austack.studies.noise import QUICK, Setting, bench_config
+
+    s = Setting("symmetric", 0.2, "wce")
+    one = bench_config(s, QUICK, tmp_path / "s.h5", tmp_path, 0, "cpu", threads=1)
+    default = bench_config(s, QUICK, tmp_path / "s.h5", tmp_path, 0, "cpu")
+    assert one.to_dict()["threads"] == 1 and default.threads is None
+    assert one.hashed_settings() == default.hashed_settings() and "threads" not in one.hashed_settings()
