@@ -186,3 +186,18 @@ def test_the_predict_example_finds_its_video_itself():
 def test_blocks_that_need_the_users_data_are_not_bash_blocks():
     for words in readme_commands():
         assert not any(w.startswith("/data/") for w in words), f"{' '.join(words)} needs the user's own data"
+
+
+def test_the_predict_example_names_the_detector_the_demo_writes():
+    import fnmatch
+
+    from austack.cli.demo import cli as demo
+    from austack.demo import LAYOUT
+    from austack.engine.recipes import load_recipe
+
+    predict = next(c for c in readme_commands() if c[:2] == ["austack", "predict"])
+    recipe = load_recipe("demo-wce")
+    out = next(p.default for p in demo.params if p.name == "out")
+    written = (f"{out}/runs/{LAYOUT}-{recipe['backbone']}-{recipe['loss']}-0123456789ab-seed{recipe['seed']}"
+               f"/fold1/detector.pt")
+    assert fnmatch.fnmatchcase(written, predict[2]), (written, predict[2])
