@@ -54,8 +54,10 @@ QUICK = DemoSize("quick", subjects=6, sessions=2, frames=20, size=256,
 PREPARE = {"size": 72, "box_enlarge": 2.0, "landmarks": "auto"}
 
 # Each stage's share of the demo's time, for the whole-demo ETA: the README's timed run (2 idle
-# CPU cores). A loaded machine is slower throughout; the ETA scales with what it measures.
+# CPU cores), and a --quick run on the same 2 cores. A loaded machine is slower throughout; the
+# ETA scales with what it measures.
 STAGE_SECONDS = {"synth": 12, "prepare": 2, "bench demo-wce": 38, "bench demo-aunce": 107}
+QUICK_STAGE_SECONDS = {"synth": 5.4, "prepare": 0.6, "bench demo-wce": 9.4, "bench demo-aunce": 6.2}
 # torch's default on the 2-core machine that made the README's table: on the CPU the thread
 # count changes the last digits (measured: --quick with 1 and 2 threads differ in 2 of 6 folds)
 README_THREADS = 2
@@ -238,7 +240,9 @@ def run_demo(out: str | os.PathLike = "demo-out", quick: bool = False, *, consol
     state = _State(out, size)
     state.data["environment"] = environment       # the last run's versions, beside its stages
     state.save()
-    stages = _Stages(state, console, 3 + len(RECIPES))
+    from .eta import RunClock
+
+    stages = _Stages(state, console, 3 + len(RECIPES), RunClock(QUICK_STAGE_SECONDS if quick else STAGE_SECONDS))
     raw, store, db_path = out / "raw" / LAYOUT, out / f"{LAYOUT}.h5", out / "results.sqlite"
     synth_settings = _synth_stage(stages, steps, size, raw)
     prepare_settings = _prepare_stage(stages, steps, raw, store, synth_settings, workers)
