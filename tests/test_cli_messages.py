@@ -18,7 +18,7 @@ def _interrupt(*args, **kw):
     (["demo", "--quick"], "austack.demo.run_demo", "re-run the same command to resume"),
     (["bench", "test_tiny", "wce", "--data", "x.h5"], "austack.engine.run_and_record",
      "re-run the same command to resume"),
-    (["synth", "raw", "--layout", "bp4d"], "austack.synth.synthesize", "nothing was resumed"),
+    (["synth", "raw", "--layout", "bp4d"], "austack.cli.synth.synthesize", "nothing was resumed"),
 ])
 def test_ctrl_c_says_how_to_resume_not_aborted(monkeypatch, tmp_path, command, target, resume):
     monkeypatch.setattr(target, _interrupt)
