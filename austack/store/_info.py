@@ -51,13 +51,13 @@ class StoreInfo:
 
 
 def describe_alignment(alignment: dict) -> str:
-    """The alignment settings as a line for people: `similarity-49, 72 px, box x2.0, ...`."""
+    """The alignment settings as a line for people: `similarity-49, 72 px, box 2x, ...`."""
     a = dict(alignment)
     parts = [str(a.pop("method", "?"))]
     if "size" in a:
         parts.append(f"{a.pop('size')} px")
     if "box_enlarge" in a:
-        parts.append(f"box x{a.pop('box_enlarge'):g}")
+        parts.append(f"box {a.pop('box_enlarge'):g}x")
     parts += [f"{k.replace('_', ' ')} {v}" for k, v in sorted(a.items())]
     return ", ".join(parts)
 
