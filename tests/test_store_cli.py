@@ -72,3 +72,11 @@ def test_info_fits_an_80_column_terminal_with_12_aus(tiny_store):
     assert "…" not in tables                      # nothing truncated
     header = next(line for line in tables.splitlines() if "frames" in line).split()
     assert header[-12:] == ["1", "2", "4", "6", "7", "10", "12", "14", "15", "17", "23", "24"]
+
+
+def test_info_says_the_alignment_in_words():
+    from austack.store import describe_alignment
+
+    assert describe_alignment({"method": "similarity-49", "size": 72, "box_enlarge": 2.0, "border": 128,
+                               "interpolation": "bilinear"}) == \
+        "similarity-49, 72 px, box 2x, border 128, interpolation bilinear"
