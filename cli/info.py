@@ -71,7 +71,8 @@ def cli(store, show_all, as_json):
     a = s.attrs
     console.print(f"[bold]{s.path}[/]: {s.dataset}, {s.frames} frames ({s.faces} with a face) in {s.sessions} "
                   f"sessions of {len(s.subjects)} subjects")
-    console.print(f"protocol {a['protocol']} (hash {a['protocol_hash']}); alignment {describe_alignment(a['alignment'])}; "
+    console.print(f"protocol {a['protocol']} (hash {a['protocol_hash']}); "
+                  f"alignment {describe_alignment(a['alignment'])}; "
                   f"landmarks {a['landmark_source']}; images {a['image_encoding']}"
                   + (f" q{a['jpeg_quality']}" if a["image_encoding"] == "jpeg" else "")
                   + (f", decoded and warped by {a['pixel_decoder']}" if "pixel_decoder" in a else ""))

@@ -66,7 +66,8 @@ def test_a_run_writes_output_and_versions_beside_each_figure(tmp_path, monkeypat
     assert [r["status"] for r in records] == ["ok", "skipped: needs cuda", "failed: exit 3 in `exit 3`"]
     assert (tmp_path / "echo" / "made.txt").read_text().strip() == "made"
     saved = json.loads((tmp_path / "echo" / "versions.json").read_text())
-    assert set(saved["environment"]["versions"]) == set(lock.KEY_PACKAGES) and saved["commands"] == list(figure.commands)
+    assert set(saved["environment"]["versions"]) == set(lock.KEY_PACKAGES)
+    assert saved["commands"] == list(figure.commands)
     assert len(json.loads((tmp_path / "figures.json").read_text())) == 3
 
 

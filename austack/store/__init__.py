@@ -13,5 +13,6 @@ from ._verify import VerifyReport, check_store, verify
 from ._writer import FrameRows, StoreWriter, partial_path
 
 __all__ = ["SCHEMA_VERSION", "ENCODINGS", "JPEG_QUALITY", "ORIGIN", "StoreSettings", "StoreWriter", "FrameRows",
-           "partial_path", "Store", "open_store", "store_identity", "verify", "check_store", "VerifyReport", "info", "describe_alignment",
+           "partial_path", "Store", "open_store", "store_identity", "verify", "check_store", "VerifyReport", "info",
+           "describe_alignment",
            "StoreInfo", "GroupSummary", "label_rates", "encode_image", "decode_image"]
