@@ -53,6 +53,15 @@ QUICK = DemoSize("quick", subjects=6, sessions=2, frames=20, size=256,
 # (measured: random crops cost F1 at this scale, flips do not).
 PREPARE = {"size": 72, "box_enlarge": 2.0, "landmarks": "auto"}
 
+# Each stage's share of the demo's time, for the whole-demo ETA: the README's timed run (2 idle
+# CPU cores), and a --quick run on the same 2 cores. A loaded machine is slower throughout; the
+# ETA scales with what it measures.
+STAGE_SECONDS = {"synth": 12, "prepare": 2, "bench demo-wce": 38, "bench demo-aunce": 107}
+QUICK_STAGE_SECONDS = {"synth": 5.4, "prepare": 0.6, "bench demo-wce": 9.4, "bench demo-aunce": 6.2}
+# torch's default on the 2-core machine that made the README's table: on the CPU the thread
+# count changes the last digits (measured: --quick with 1 and 2 threads differ in 2 of 6 folds)
+README_THREADS = 2
+
 
 def _default_synthesize(*args, **kw):
     from .synth import synthesize
@@ -101,6 +110,7 @@ class DemoResult:
     rows: list[ResultRow]                 # measured rows of this demo's recipes, every fold
     boards: list                          # austack.results.leaderboard.Leaderboard
     trivial_f1: dict[int, float]          # fold -> always-active Avg F1 on its test split, in [0, 1]
+    environment: dict = field(default_factory=dict)   # austack.lock.environment_report(): versions vs the lock
 
     def trivial_f1_mean(self, folds=None) -> float:
         """Mean over `folds` (default: every fold) of the always-active Avg F1."""
@@ -153,9 +163,19 @@ class _State:
 class _Stages:
     """Runs the demo's stages in order: a finished stage (same settings) is reused, not redone."""
 
-    def __init__(self, state: _State, console: Console, total: int):
+    def __init__(self, state: _State, console: Console, total: int, clock=None):
+        from .eta import RunClock
+
         self.state, self.console, self.total = state, console, total
+        self.clock = clock or RunClock(STAGE_SECONDS)
         self.reports: list[StageReport] = []
+
+    def eta(self) -> str:
+        """The whole demo's share done and time left, for the end of a progress line."""
+        from .eta import format_seconds
+
+        left = self.clock.remaining()
+        return f"demo {100 * self.clock.fraction():.0f}%, ETA " + ("?" if left is None else format_seconds(left))
 
     def say(self, text: str, style: str | None = None) -> None:   # paths and messages are not markup
         self.console.print(text, style=style, markup=False, highlight=False)
@@ -166,16 +186,18 @@ class _Stages:
         said = set()
 
         def report(done: int, total: int, *_) -> None:
+            self.clock.update(name, done / max(total, 1))
             quarter = 4 * done // max(total, 1)
             if 0 < quarter < 4 and quarter not in said:
                 said.add(quarter)
-                self.say(f"      {name}: {done} of {total} {unit}")
+                self.say(f"      {name}: {done} of {total} {unit} ({self.eta()})")
         return report
 
     def run(self, name: str, settings: dict, work: Callable[[], dict], detail: Callable[[dict], str]) -> dict:
         number = len(self.reports) + 1
         entry = self.state.done(name, settings)
         if entry is not None:
+            self.clock.skip(name)
             report = StageReport(name, entry["seconds"], True, detail(entry))
             self.say(f"[{number}/{self.total}] {name}: reused ({report.detail}; took {report.seconds:.1f} s)")
         else:
@@ -183,37 +205,57 @@ class _Stages:
             t0 = time.perf_counter()
             outcome = work()
             seconds = time.perf_counter() - t0
+            self.clock.update(name, 1.0)
             self.state.finish(name, settings, seconds, **outcome)
             entry = self.state.done(name, settings)
             report = StageReport(name, seconds, False, detail(entry))
             self.say(f"[{number}/{self.total}] {name}: done in {seconds:.1f} s ({report.detail})")
+            if self.clock.fraction() < 1:
+                self.say(f"      {self.eta()}")
         self.reports.append(report)
         return entry
 
 
 def run_demo(out: str | os.PathLike = "demo-out", quick: bool = False, *, console: Console | None = None,
-             steps: DemoSteps | None = None, workers: int = 2) -> DemoResult:
-    """Run (or resume) the demo in `out`; returns what it measured. Prints each stage with its time."""
+             steps: DemoSteps | None = None, workers: int = 2, threads: int | None = None) -> DemoResult:
+    """Run (or resume) the demo in `out`; returns what it measured. Prints each stage with its time,
+    the package versions first (and whether they are the lock's), and the whole demo's ETA.
+    `threads`: torch CPU threads for training (None: torch's default); recorded in each row."""
+    from .lock import describe, environment_report
+
     size = QUICK if quick else FULL
     steps = steps or DemoSteps()
     console = console or Console()
     if quick:
         say_quick(console)
+    import torch
+
+    environment = environment_report()
+    environment["torch_threads"] = threads or torch.get_num_threads()
+    expect = "" if quick else f"expect the README's table to the digit (its run: {README_THREADS} threads)"
+    for line in describe(environment, expect) + [f"training on {environment['torch_threads']} torch CPU "
+                                                 f"thread(s) (--threads N; the last digits depend on it)"]:
+        console.print(line, markup=False, highlight=False)
     out = Path(out).expanduser().resolve()
-    stages = _Stages(_State(out, size), console, 3 + len(RECIPES))
+    state = _State(out, size)
+    state.data["environment"] = environment       # the last run's versions, beside its stages
+    state.save()
+    from .eta import RunClock
+
+    stages = _Stages(state, console, 3 + len(RECIPES), RunClock(QUICK_STAGE_SECONDS if quick else STAGE_SECONDS))
     raw, store, db_path = out / "raw" / LAYOUT, out / f"{LAYOUT}.h5", out / "results.sqlite"
     synth_settings = _synth_stage(stages, steps, size, raw)
     prepare_settings = _prepare_stage(stages, steps, raw, store, synth_settings, workers)
     rows: list[ResultRow] = []
     for name in RECIPES:
-        cfg = _bench_config(steps.load_recipe(name), size, store, out, db_path)
+        cfg = _bench_config(steps.load_recipe(name), size, store, out, db_path, threads)
         rows += _bench_stage(stages, steps, cfg, prepare_settings, db_path)
     t0 = time.perf_counter()
     trivial = trivial_all_active_f1(store)
     boards = _leaderboard(db_path)
     stages.reports.append(StageReport("leaderboard", time.perf_counter() - t0, False, f"from {db_path}"))
     stages.say(f"[{stages.total}/{stages.total}] leaderboard: done in {stages.reports[-1].seconds:.1f} s")
-    result = DemoResult(out, db_path, store, stages.reports, rows, boards, trivial)
+    result = DemoResult(out, db_path, store, stages.reports, rows, boards, trivial, environment)
     print_summary(result, console)
     return result
 
@@ -251,15 +293,29 @@ def _bench_stage(stages: _Stages, steps: DemoSteps, cfg, upstream: dict, db_path
     from .progress import BenchView
     from .results.db import ResultsDB
 
+    from .eta import bench_fraction
+
+    name = f"bench {cfg.recipe}"
+    folds, seen = len(cfg.folds) or _fold_count(cfg.data), {}
+
     def bench() -> dict:
         with BenchView(stages.console) as view:
-            outcome = steps.run_and_record(cfg, console=stages.console, progress=view.update)
+            def progress(ev) -> None:
+                view.update(ev)
+                fraction = bench_fraction(ev, folds, seen)
+                if fraction is not None:
+                    stages.clock.update(name, fraction)
+                    if ev.kind == "epoch":          # the per-epoch line, then the whole demo's ETA
+                        stages.say(f"      {stages.eta()}")
+            outcome = steps.run_and_record(cfg, console=stages.console, progress=progress)
         failed = [r for r in outcome.rows if r.status != "ok"]
         for r in failed:
             stages.say(f"{cfg.recipe} fold {r.fold} failed: {r.error}", style="red")
         return {"ids": outcome.ids, "failed": len(failed)}
 
-    entry = stages.run(f"bench {cfg.recipe}", {"upstream": upstream, "config": cfg.to_dict()}, bench,
+    # threads changes how fast, not what is trained: a rerun with other --threads reuses the stage
+    settings = {"upstream": upstream, "config": {k: v for k, v in cfg.to_dict().items() if k != "threads"}}
+    entry = stages.run(name, settings, bench,
                        lambda e: f"{len(e['ids'])} fold row(s), {e['failed']} failed, in {db_path.name}")
     with ResultsDB(db_path) as db:
         wanted = set(entry["ids"])
@@ -271,11 +327,19 @@ def say_quick(console: Console) -> None:
                   "numbers mean nothing (the full demo's do)", style="yellow", markup=False)
 
 
-def _bench_config(recipe: dict[str, Any], size: DemoSize, store: Path, out: Path, db_path: Path):
+def _bench_config(recipe: dict[str, Any], size: DemoSize, store: Path, out: Path, db_path: Path,
+                  threads: int | None = None):
     from .runs.config import BenchConfig
 
     return BenchConfig.from_dict({**recipe, **size.bench, "data": str(store), "out_dir": str(out / "runs"),
-                                  "db": str(db_path)})
+                                  "db": str(db_path), "threads": threads})
+
+
+def _fold_count(store: str | os.PathLike) -> int:
+    from .store import open_store
+
+    with open_store(store) as s:
+        return len(s.protocol().folds)
 
 
 def trivial_all_active_f1(store: str | os.PathLike) -> dict[int, float]:
@@ -343,6 +407,10 @@ def print_summary(result: DemoResult, console: Console) -> None:
              f"stages: {times}; this run {total:.1f} s",
              f"results: {result.db} (`austack leaderboard --db {result.db}` shows them beside the "
              f"published numbers)"]
+    env = result.environment
+    if env.get("lock") is not None:
+        lines.append("package versions: the lock's (constraints/reproduce.txt)" if env["matches_lock"] else
+                     f"package versions differ from the lock's: {', '.join(env['differs'])} (see the top)")
     for line in lines + ([mark] if quick else []):
         console.print(line, markup=False, highlight=False)
 

@@ -52,6 +52,18 @@ class RawSummary:
         known = sum(s.known for s in self.subjects)
         return 1.0 - known / max(self.frames, 1)
 
+    def to_dict(self) -> dict:
+        """JSON-ready (`austack inspect --json`): rates keyed by AU (None where none is known)."""
+        def per_au(values) -> dict:
+            return {str(au): (None if v != v else float(v)) for au, v in zip(self.aus, values)}
+
+        return {"dataset": self.dataset, "root": self.root, "protocol": self.protocol, "aus": list(self.aus),
+                "frames": self.frames, "sessions": self.sessions, "splits": dict(self.splits),
+                "subjects": [{"subject": s.subject, "sessions": s.sessions, "frames": s.frames,
+                              "with_landmarks": s.with_landmarks} for s in self.subjects],
+                "rates": per_au(self.rates()), "unknown": per_au(self.unknown_fraction()),
+                "anomalies": dict(self.anomalies.counts())}
+
 
 def summarize_raw(dataset: str, root: str | os.PathLike, **reader_options) -> RawSummary:
     reader = create_reader(dataset, root, **reader_options)

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn
 from rich.progress import Progress as RichProgress
 from rich.progress import ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Column
 from rich.text import Text
 
 # A long step's progress callback, for every library function that takes `progress=`:
@@ -25,25 +26,38 @@ class RateColumn(ProgressColumn):
     """Items per second, from rich's own moving estimate."""
 
     def __init__(self, unit: str = "frames"):
-        super().__init__()
+        super().__init__(table_column=Column(no_wrap=True))
         self.unit = unit
 
     def render(self, task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("?" if speed is None else f"{speed:,.1f} {self.unit}/s", style="progress.data.speed")
+        # blank until measured: a bare "?" column reads as an error
+        return Text("" if speed is None else f"{speed:,.1f} {self.unit}/s", style="progress.data.speed")
 
 
-def make_progress(console: Console | None = None, disable: bool | None = None, unit: str = "frames") -> RichProgress:
+def make_progress(console: Console | None = None, disable: bool | None = None, unit: str = "frames", *,
+                  rate: bool = True, elapsed: bool = True) -> RichProgress:
     """A rich Progress with description, bar, M/N, rate, elapsed, ETA and the task's `detail`.
 
     `disable=None` shows it only when the console is a terminal, so logs and CI stay clean.
+    Every text column keeps to one line; the bar alone shrinks to what the width leaves, so the
+    line fits an 80-column terminal instead of wrapping "frames/s" onto a second line.
+    rate / elapsed: leave those columns out (bench's detail says images/s already).
     """
     console = console or Console(stderr=True)
     if disable is None:
         disable = not console.is_terminal
-    return RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                    TextColumn("{task.fields[detail]}"), console=console, disable=disable)
+    one_line = lambda: Column(no_wrap=True)   # noqa: E731
+    columns = [TextColumn("[bold]{task.description}", table_column=one_line()),
+               BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=5)),
+               MofNCompleteColumn(table_column=one_line())]
+    if rate:
+        columns.append(RateColumn(unit))
+    if elapsed:
+        columns.append(TimeElapsedColumn(table_column=one_line()))
+    columns += [TextColumn("ETA", table_column=one_line()), TimeRemainingColumn(table_column=one_line()),
+                TextColumn("{task.fields[detail]}", table_column=one_line())]
+    return RichProgress(*columns, console=console, disable=disable)
 
 
 class BenchView:
@@ -52,7 +66,8 @@ class BenchView:
 
     def __init__(self, console: Console | None = None):
         self.console = console or Console(log_path=False)
-        self.progress = make_progress(self.console, unit="steps")
+        # no rate column (the detail says img/s) and no elapsed one: the line fits 80 columns
+        self.progress = make_progress(self.console, unit="steps", rate=False, elapsed=False)
         self.task = None
 
     def __enter__(self) -> "BenchView":

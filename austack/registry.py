@@ -22,6 +22,8 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, T] = {}
         self.deprecations: dict[str, str] = {}
+        # family -> the entry a bare family name most likely means ("aunce" -> "aunce.paper")
+        self.family_defaults: dict[str, str] = {}
 
     def register(self, name: str | None = None) -> Callable[[T], T]:
         """Decorator: file the decorated object under `name` (default: its `__name__`)."""
@@ -48,6 +50,11 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         hint = did_you_mean(name, self._entries)
+        family = self.list(f"{name}.*")
+        if name in self.family_defaults:
+            hint = f"; did you mean {self.family_defaults[name]!r}?"
+        elif family:
+            hint = f"; did you mean one of {', '.join(map(repr, family))}?"
         return (f"unknown {self.kind} {name!r}{hint} "
                 f"(registered: {', '.join(sorted(self._entries)) or 'none'})")
 

@@ -47,4 +47,14 @@ def print_summary(console: Console, det, path, out, side, tally, anomalies, upsa
         say(f"  {a.kind}: {a.path}: {a.detail}")
     if tally.frames and tally.frames_with_face < 0.5 * tally.frames and upsample == 0:
         say("most frames had no face found; for faces under about 80 px try --upsample 1")
+    for line in small_face_hint(tally, upsample):
+        say(line)
     say(f"wrote {out} and {side}")
+
+
+def small_face_hint(tally, upsample: int) -> list[str]:
+    """--all-faces shrinks large images before the face search; say which faces that misses."""
+    if tally.smallest_findable <= 0 or upsample >= 3:
+        return []
+    return [f"--all-faces searched shrunk images: faces under about {tally.smallest_findable:.0f} px "
+            f"across", f"were missed; --upsample {upsample + 1} finds faces half that size (slower)"]

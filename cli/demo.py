@@ -14,7 +14,10 @@ import click
                    "numbers only show that the pipeline runs.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
               help="Processes for prepare.")
-def cli(out, quick, workers):
+@click.option("--threads", type=click.IntRange(1), default=None, metavar="N",
+              help="torch CPU threads for training (on shared cores 1 can be fastest; the last "
+                   "digits can depend on it, see the README).  [default: torch's]")
+def cli(out, quick, workers, threads):
     """Run the whole pipeline on synthetic BP4D and print a leaderboard.
 
     \b
@@ -22,10 +25,12 @@ def cli(out, quick, workers):
     with the demo-wce and demo-aunce recipes on every fold -> leaderboard,
     beside the F1 of the predictor that calls every AU active, on the same
     test folds. Finished stages are reused when you run it again with the
-    same --out. Progress: one line per stage and per epoch, in a log too.
+    same --out. Progress: one line per stage and per epoch, with the whole
+    demo's ETA, in a log too. The package versions come first, with whether
+    they are constraints/reproduce.txt's (then expect the README's digits).
     """
     from austack.demo import run_demo
 
-    result = run_demo(out, quick=quick, workers=workers)
+    result = run_demo(out, quick=quick, workers=workers, threads=threads)
     if not any(r.status == "ok" for r in result.rows):
         raise click.ClickException(f"every fold of every demo recipe failed; see {result.db}")

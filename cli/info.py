@@ -6,7 +6,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from austack.store import info
+from austack.store import describe_alignment, info
 from austack.store import open_store
 
 from ._store_tables import anomaly_table, percent
@@ -58,14 +58,21 @@ def _provenance(a: dict) -> str:
 @click.command()
 @click.argument("store", type=click.Path(dir_okay=False))
 @click.option("--anomalies", "show_all", is_flag=True, default=False, show_default=True, help="List every anomaly, not the first 30.")
-def cli(store, show_all):
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the summary as JSON (for scripts).")
+def cli(store, show_all, as_json):
     """Summarise STORE: frames and AU rates per subject and per fold split; alignment; provenance."""
-    console = Console()
     s = info(store)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(s.to_dict(), indent=2, default=str))
+        return
+    console = Console()
     a = s.attrs
     console.print(f"[bold]{s.path}[/]: {s.dataset}, {s.frames} frames ({s.faces} with a face) in {s.sessions} "
                   f"sessions of {len(s.subjects)} subjects")
-    console.print(f"protocol {a['protocol']} (hash {a['protocol_hash']}); alignment {a['alignment']}; "
+    console.print(f"protocol {a['protocol']} (hash {a['protocol_hash']}); "
+                  f"alignment {describe_alignment(a['alignment'])}; "
                   f"landmarks {a['landmark_source']}; images {a['image_encoding']}"
                   + (f" q{a['jpeg_quality']}" if a["image_encoding"] == "jpeg" else "")
                   + (f", decoded and warped by {a['pixel_decoder']}" if "pixel_decoder" in a else ""))

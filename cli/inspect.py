@@ -8,6 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from austack.cli._reader_options import reader_option
 from austack.cli._store_tables import anomaly_table, percent
 from austack.inspect import summarize_raw
 
@@ -19,14 +20,21 @@ from austack.inspect import summarize_raw
               help="Protocol whose AUs and label rule to read with. Default: the dataset's.")
 @click.option("--all-anomalies", is_flag=True, default=False, show_default=True,
               help="List every anomaly, not the first 30.")
-def cli(dataset, raw_dir, protocol, all_anomalies):
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the summary as JSON (for scripts).")
+@reader_option
+def cli(dataset, raw_dir, protocol, all_anomalies, as_json, reader_options):
     """Summarise a raw distribution: subjects, sessions, frames, label rates, anomalies.
 
     Reads label and landmark files only (no pixels are decoded). DATASET is a reader name
     (`austack list readers`); RAW_DIR is the distribution's root as the dataset ships it.
     """
+    s = summarize_raw(dataset, raw_dir, protocol=protocol, **reader_options)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(s.to_dict(), indent=2))
+        return
     console = Console()
-    s = summarize_raw(dataset, raw_dir, protocol=protocol)
     console.print(f"[bold]{s.dataset}[/] at {s.root}: {len(s.subjects)} subjects, {s.sessions} sessions, "
                   f"{s.frames} labelled frames; labels read with {s.protocol}")
     if s.splits:

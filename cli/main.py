@@ -78,6 +78,45 @@ class LazyGroup(click.Group):
                 raise
             what, fix = OUTPUT_ERRNOS[e.errno]
             raise click.ClickException(f"{what.format(e.filename)}; {fix}") from None
+        except click.UsageError as e:
+            raise wrapped_usage_error(e) from None
+        except (KeyboardInterrupt, click.Abort):
+            raise Interrupted(ctx.invoked_subcommand) from None
+
+
+# Commands that pick up where an interrupted run stopped when run again as they were
+RESUMING = {"demo": "", "bench": "", "study": "", "prepare": " with --resume"}
+WIDTH = 80
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C: say what was kept and how to go on, instead of click's bare `Aborted!`."""
+
+    exit_code = 130       # the shell's code for a command stopped by SIGINT
+
+    def __init__(self, command: str | None):
+        if command in RESUMING:
+            text = f"interrupted; finished work is kept: re-run the same command{RESUMING[command]} to resume"
+        else:
+            text = "interrupted; nothing was resumed or kept half-written"
+        super().__init__(text)
+
+    def show(self, file=None) -> None:
+        click.echo(f"\n{self.format_message()}", err=True)
+
+
+def wrapped_usage_error(e: click.UsageError) -> click.UsageError:
+    """Click's own error (a bad option value, a list of choices) wrapped to the terminal's
+    80 columns, words kept whole; the usage line and the --help hint stay as click prints them."""
+    import textwrap
+
+    room, lines = WIDTH - len("Error: "), []
+    for line in e.format_message().splitlines():     # click's own line breaks (choice lists) stay
+        lines += [line] if len(line.expandtabs()) <= room else \
+            textwrap.wrap(line, room, break_long_words=False, break_on_hyphens=False)
+    out = click.UsageError(("\n" + " " * len("Error: ")).join(lines), ctx=e.ctx)
+    out.exit_code = e.exit_code
+    return out
 
 
 class UserError(click.ClickException):

@@ -41,7 +41,8 @@ def bars(sources, db_path, published, no_published, boot, out):
         series += published_series(dataset, published or ("AUNCE",), series[0].aus)
     from austack.studies.au_plots import au_bars_figure
 
-    for f in au_bars_figure(series, out, title=f"Per-AU F1 on {dataset} (whiskers: 95% CI over test subjects)"):
+    data = f"synthetic data in the {dataset} layout" if synthetic else dataset
+    for f in au_bars_figure(series, out, title=f"Per-AU test F1, {data} (whiskers: 95% CI over test subjects)"):
         click.echo(f"wrote {f}")
 
 
@@ -58,12 +59,34 @@ def tsne(run_dir, split, frames, method, out):
 
     RUN_DIR is one fold's dir (holding detector.pt) or a run dir (its first fold).
     """
-    from austack.studies.embeddings import embedding_figure, fold_dir_of, fold_embeddings
+    import time
+
+    from rich.console import Console
+
+    from austack.progress import make_progress
+    from austack.studies.embeddings import TSNE_MAX_POINTS, embedding_figure, fold_dir_of, fold_embeddings
+
+    console = Console(stderr=True)
+    say = lambda text: console.print(text, markup=False, highlight=False)   # noqa: E731
+
+    def step(name: str, work):
+        """A plain line before and after (logs), a bar with the elapsed time between (terminals)."""
+        t0 = time.perf_counter()
+        with make_progress(console, rate=False) as bar:
+            bar.add_task(name, total=None, detail="")
+            result = work()
+        say(f"  done in {time.perf_counter() - t0:.1f} s")
+        return result
 
     fold_dir = fold_dir_of(run_dir)
-    emb, labels, aus, info = fold_embeddings(fold_dir, split=split, max_frames=frames)
+    say(f"embedding up to {frames} {split} faces with {fold_dir / 'detector.pt'}")
+    emb, labels, aus, info = step("embed", lambda: fold_embeddings(fold_dir, split=split, max_frames=frames))
+    points = len(emb) * len(aus)
+    tsne_used = method == "tsne" or (method == "auto" and points <= TSNE_MAX_POINTS)
+    say(f"projecting {points} points ({len(emb)} faces x {len(aus)} AUs) with "
+        + ("t-SNE: minutes on a CPU for thousands of points" if tsne_used else "PCA"))
     title = f"{info.get('loss', '?')} fold {info.get('fold', '?')}, {len(emb)} {split} faces"
-    files, used = embedding_figure(emb, labels, aus, out, title=title, method=method)
+    files, used = step("project", lambda: embedding_figure(emb, labels, aus, out, title=title, method=method))
     for f in files:
         click.echo(f"wrote {f} ({used})")
 

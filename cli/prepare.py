@@ -11,6 +11,7 @@ from rich.console import Console
 from austack.prepare import PrepareOptions, cli_fields, prepare
 from austack.progress import make_progress
 
+from ._reader_options import reader_option
 from ._store_tables import anomaly_table
 
 
@@ -60,9 +61,11 @@ def _interrupted(out: Path, shards: bool) -> str:
 @click.argument("dataset")
 @click.argument("raw_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))
+@reader_option
 def cli(dataset, raw_dir, out, **settings):
     """Align every frame of RAW_DIR (a raw DATASET distribution) into the store OUT.h5."""
     console = Console()
+    settings["reader_options"] = settings["reader_options"] or None   # none given: the reader's defaults
     o = PrepareOptions(**_usable(settings))
     console.print(f"[bold]prepare[/] {dataset} {raw_dir} -> {out}  {_where(o)} landmarks={o.landmarks} "
                   f"size={o.size} box_enlarge={o.box_enlarge} store={o.encoding} resume={o.resume} force={o.force}")

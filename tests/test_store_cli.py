@@ -1,6 +1,8 @@
 """`austack prepare`, `verify`, `info` at the command line."""
 from __future__ import annotations
 
+import json
+
 import h5py
 import pytest
 from click.testing import CliRunner
@@ -18,7 +20,9 @@ def store(tmp_path_factory):
     res = CliRunner().invoke(cli, ["prepare", "test-fake", str(root / "raw"), str(root / "s.h5"),
                                    "--landmarks", "shipped"])
     assert res.exit_code == 0, res.output
-    assert "wrote" in res.output and "4 frames in 2 sessions" in res.output and "no_face" in res.output
+    # what it wrote, from the store itself (prepare's own lines hold paths a terminal wraps)
+    summary = json.loads(CliRunner().invoke(cli, ["info", str(root / "s.h5"), "--json"]).output)
+    assert (summary["frames"], summary["sessions"]) == (4, 2) and "no_face" in summary["anomalies"]
     return root / "s.h5"
 
 
@@ -36,17 +40,23 @@ def test_bad_options_exit_2(tmp_path):
 
 
 def test_verify_and_info(store, tmp_path):
-    res = CliRunner().invoke(cli, ["verify", str(store)])
-    assert res.exit_code == 0 and "valid" in res.output
-    res = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["info", str(store)])
+    # structured output: a long TMPDIR or a narrow terminal cannot wrap what is asserted on
+    res = CliRunner().invoke(cli, ["verify", str(store), "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["ok"], res.output
+    res = CliRunner().invoke(cli, ["info", str(store), "--json"])
     assert res.exit_code == 0, res.output
-    assert "fold 1 test" in res.output and "S2" in res.output and "test-fake-3fold@v1" in res.output
+    summary = json.loads(res.output)
+    assert "fold 1 test" in [g["name"] for g in summary["folds"]]
+    assert "S2" in [g["name"] for g in summary["subjects"]]
+    assert summary["attrs"]["protocol"] == "test-fake-3fold@v1" and summary["path"] == str(store)
+    res = CliRunner().invoke(cli, ["info", str(store)])       # the human form still runs
+    assert res.exit_code == 0 and "{" not in res.output.split("alignment", 1)[1].split(";")[0]
     damaged = tmp_path / "d.h5"
     damaged.write_bytes(store.read_bytes())
     with h5py.File(damaged, "r+") as f:
         f["frame"][1] = f["frame"][0]
-    res = CliRunner().invoke(cli, ["verify", str(damaged)])
-    assert res.exit_code == 1 and "duplicate frame" in res.output
+    res = CliRunner().invoke(cli, ["verify", str(damaged), "--json"])
+    assert res.exit_code == 1 and any("duplicate frame" in p for p in json.loads(res.output)["problems"])
 
 
 def test_missing_store_is_one_line(tmp_path):
@@ -62,3 +72,11 @@ def test_info_fits_an_80_column_terminal_with_12_aus(tiny_store):
     assert "…" not in tables                      # nothing truncated
     header = next(line for line in tables.splitlines() if "frames" in line).split()
     assert header[-12:] == ["1", "2", "4", "6", "7", "10", "12", "14", "15", "17", "23", "24"]
+
+
+def test_info_says_the_alignment_in_words():
+    from austack.store import describe_alignment
+
+    assert describe_alignment({"method": "similarity-49", "size": 72, "box_enlarge": 2.0, "border": 128,
+                               "interpolation": "bilinear"}) == \
+        "similarity-49, 72 px, box 2x, border 128, interpolation bilinear"

@@ -67,6 +67,7 @@ def test_plots_from_the_database_and_run_dirs(swept):
     res = runner.invoke(cli, ["plot", "tsne", str(run_dir), "--frames", "40", "--out", str(tmp / "tsne.png")])
     assert res.exit_code == 0, res.output
     assert "(tsne)" in res.output and mpimg.imread(tmp / "tsne.png").shape[0] > 300
+    assert "projecting" in res.output and res.output.count("done in") == 2     # it says what it does
     res = runner.invoke(cli, ["plot", "tsne", str(tmp), "--out", str(tmp / "t.png")])
     assert res.exit_code == 2 and "no detector.pt" in res.output
 

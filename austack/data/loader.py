@@ -25,6 +25,10 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, worker
     repeating rows, which `engine.train.predict` removes. Workers persist across epochs (each
     keeps its store handle open); memory is pinned when CUDA is available.
     """
+    if workers > 0:
+        from .socket_dir import short_socket_dir
+
+        short_socket_dir()      # else a long TMPDIR hangs the workers (see socket_dir)
     generator = torch.Generator()
     generator.manual_seed(seed)
     sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last) if distributed else None

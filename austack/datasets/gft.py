@@ -11,7 +11,8 @@ documented fact::
 
 If your copy differs, describe it in a YAML file with any of `GFTLayout`'s fields and pass
 `layout=path/to/gft-layout.yaml` to the reader (`create_reader("gft", root, layout=...)` or
-`prepare(..., reader_options={"layout": ...})`; the CLI has no flag for reader options yet), e.g.::
+`prepare(..., reader_options={"layout": ...})`, or `--reader-opt layout=FILE` of `austack prepare`
+and `austack inspect`), e.g.::
 
     videos: Videos/{id}.mp4
     labels: Labels/{id}_AU.csv

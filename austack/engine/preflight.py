@@ -62,7 +62,13 @@ def _check_store(path: str) -> None:
     """The store's cheap structural checks (a full `austack verify` reads every byte)."""
     from .. import store as store_module
 
-    if not Path(path).expanduser().is_file():
+    folder = Path(path).expanduser()
+    if folder.is_dir():       # most likely a raw dataset: the store is made from it, not onto it
+        store = f"{folder.resolve().name or 'dataset'}.h5"
+        raise ConfigError(f"--data {path} is a folder, not a prepared store; if it holds a raw dataset, "
+                          f"prepare it first: `austack prepare DATASET {path} {store}`, then --data {store}",
+                          path=path)
+    if not folder.is_file():
         raise ConfigError(f"no store at {path}; make one with `austack prepare DATASET RAW_DIR {path}`",
                           path=path)
     check = getattr(store_module, "check_store", None)

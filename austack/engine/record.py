@@ -9,6 +9,7 @@ then scored on every target (`cross`), one more row per target, recorded the sam
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,26 @@ class BenchOutcome:
 
 def run_and_record(cfg: BenchConfig, *, console: Console | None = None,
                    progress: BenchListener | None = None) -> BenchOutcome:
+    with cpu_threads(cfg.threads):
+        return _run_and_record(cfg, console, progress)
+
+
+@contextmanager
+def cpu_threads(threads: int | None):
+    """torch's intra-op CPU threads set to `threads` for the run (None: left as they are), then
+    restored, so a study or a test that runs several configs in one process keeps its own."""
+    import torch
+
+    saved = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _run_and_record(cfg: BenchConfig, console: Console | None, progress: BenchListener | None) -> BenchOutcome:
     run = open_run(cfg, console, progress)
     main = ddp.current().is_main
     db = _open_db(run.cfg.db) if main else None

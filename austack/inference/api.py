@@ -155,6 +155,7 @@ def predict_to_csv(detector, detector_path, paths, out: str | os.PathLike, *, ba
             for rows in predict_rows(detector, stream_frames(inputs, report), finder, tally=tally,
                                      batch_size=_check_batch(batch_size), on_frame=on_frame):
                 write(rows)
+        tally.smallest_findable = getattr(finder, "smallest_findable", 0.0)
         settings = {"inputs": [str(p) for p in paths], "batch_size": batch_size, "all_faces": all_faces,
                     "upsample": upsample, "device": str(device), "torch": torch.__version__}
         side = write_sidecar(out, detector, detector_path, settings=settings, tally=tally,

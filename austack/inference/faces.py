@@ -41,6 +41,9 @@ def _box(points: np.ndarray) -> tuple[float, float, float, float]:
     return float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])
 
 
+MIN_FACE_PX = 80     # dlib's frontal detector finds faces from about 80 px across (no upsampling)
+
+
 @cache
 def _frontal_detector():
     import dlib  # imported on first use, like `landmarks`
@@ -56,6 +59,10 @@ class FaceFinder:
         self.size, self.box_enlarge, self.all_faces = size, box_enlarge, all_faces
         self.upsample, self.detect_max_side = upsample, detect_max_side
         self._sequence, self._recorder = None, None
+        # --all-faces: the smallest face (px, in the original image) the search could see in the
+        # most shrunk image; 0 when no image was shrunk. dlib's frontal detector needs about
+        # MIN_FACE_PX at the scale it searches, halved per upsampling.
+        self.smallest_findable = 0.0
 
     def __call__(self, pixels: np.ndarray, sequence: int, still: bool) -> list[FoundFace]:
         if self.all_faces and still:
@@ -72,6 +79,8 @@ class FaceFinder:
         scale = min(1.0, self.detect_max_side / max(gray.shape[:2]))
         small = gray if scale == 1.0 else cv2.resize(gray, None, fx=scale, fy=scale,
                                                      interpolation=cv2.INTER_AREA)
+        if scale < 1.0:
+            self.smallest_findable = max(self.smallest_findable, MIN_FACE_PX / 2 ** self.upsample / scale)
         rects = sorted(_frontal_detector()(small, self.upsample), key=lambda r: -r.area())
         found = []
         for r in rects:

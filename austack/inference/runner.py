@@ -43,6 +43,7 @@ class Tally:
     faces: int = 0
     undecodable: int = 0
     seconds: float = 0.0
+    smallest_findable: float = 0.0   # --all-faces on shrunk images: faces under this (px) were missed
     started: float = field(default_factory=time.perf_counter)
 
 

@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..registry import Registry
 
 LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss")
+LOSSES.family_defaults["aunce"] = "aunce.paper"     # the paper's settings; A-E are its ablations
 
 
 def register_loss(name: str | None = None):

@@ -72,6 +72,10 @@ class BenchConfig:
                                           "(slower) instead of the centre view embedded once.")
     compile: bool = setting(False, "torch.compile the training forward (see docs/benchmarks.md).",
                             hashed=False)
+    # Recorded in the row's config, left out of its hash: a fold recorded with 2 threads is not
+    # rerun with 1. On the CPU the last digits can depend on it (docs/benchmarks.md, "Threads").
+    threads: int | None = setting(None, "torch CPU threads for this run; on shared cores 1 can be "
+                                        "fastest. Default: torch's.", min=1, metavar="N", hashed=False)
     limit_train: int | None = setting(None, "Debug: train on N frames only; rows are marked not "
                                             "comparable.", min=1, metavar="N")
     out_dir: str = setting("runs", "Run dirs go here; rerunning a config resumes it.", hashed=False)

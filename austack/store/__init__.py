@@ -7,7 +7,7 @@ once per store; `store_identity` names its content; `info` summarises it per sub
 """
 from ._codec import decode_image, encode_image
 from ._image_check import check_images
-from ._info import GroupSummary, StoreInfo, StoreSummary, info, label_rates, read_store_info
+from ._info import GroupSummary, StoreInfo, StoreSummary, describe_alignment, info, label_rates, read_store_info
 from ._reader import Store, open_store, store_identity
 from ._schema import ENCODINGS, JPEG_QUALITY, ORIGIN, SCHEMA_VERSION, StoreSettings
 from ._verify import VerifyReport, check_store, verify
@@ -15,5 +15,5 @@ from ._writer import FrameRows, StoreWriter, partial_path
 
 __all__ = ["SCHEMA_VERSION", "ENCODINGS", "JPEG_QUALITY", "ORIGIN", "StoreSettings", "StoreWriter", "FrameRows",
            "partial_path", "Store", "open_store", "store_identity", "verify", "check_store", "check_images",
-           "VerifyReport", "info", "StoreInfo", "StoreSummary", "read_store_info", "GroupSummary", "label_rates",
-           "encode_image", "decode_image"]
+           "VerifyReport", "info", "describe_alignment", "StoreInfo", "StoreSummary", "read_store_info",
+           "GroupSummary", "label_rates", "encode_image", "decode_image"]

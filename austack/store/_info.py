@@ -40,6 +40,29 @@ class StoreSummary:
     folds: list[GroupSummary] = field(default_factory=list)
     anomalies: Counter = field(default_factory=Counter)
 
+    def to_dict(self) -> dict:
+        """JSON-ready (`austack info --json`): NaN rates become None, AUs key the rates."""
+        def group(g: GroupSummary) -> dict:
+            return {"name": g.name, "units": g.units, "frames": g.frames, "faces": g.faces,
+                    "rates": {str(au): (None if r != r else r) for au, r in zip(self.aus, g.rates)}}
+
+        return {"path": str(self.path), "dataset": self.dataset, "aus": list(self.aus), "frames": self.frames,
+                "sessions": self.sessions, "faces": self.faces, "attrs": self.attrs,
+                "subjects": [group(g) for g in self.subjects], "folds": [group(g) for g in self.folds],
+                "anomalies": dict(self.anomalies)}
+
+
+def describe_alignment(alignment: dict) -> str:
+    """The alignment settings as a line for people: `similarity-49, 72 px, box 2x, ...`."""
+    a = dict(alignment)
+    parts = [str(a.pop("method", "?"))]
+    if "size" in a:
+        parts.append(f"{a.pop('size')} px")
+    if "box_enlarge" in a:
+        parts.append(f"box {a.pop('box_enlarge'):g}x")
+    parts += [f"{k.replace('_', ' ')} {v}" for k, v in sorted(a.items())]
+    return ", ".join(parts)
+
 
 @dataclass(frozen=True)
 class StoreInfo:

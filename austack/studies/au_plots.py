@@ -25,11 +25,28 @@ class Bars:
     low: list[float | None] | None = None
     high: list[float | None] | None = None
     published: bool = False
+    mean: tuple[float, float, float] | None = None   # the AU mean's (estimate, low, high), percent
 
 
 def bars_from_bootstrap(label: str, b) -> Bars:
+    m = b.mean_f1
     return Bars(label, list(b.aus), [100 * i.estimate for i in b.per_au], [100 * i.low for i in b.per_au],
-                [100 * i.high for i in b.per_au])
+                [100 * i.high for i in b.per_au], mean=(100 * m.estimate, 100 * m.low, 100 * m.high))
+
+
+def bar_values(s: Bars, aus: Sequence[int]) -> tuple[list[float | None], np.ndarray | None]:
+    """F1 per AU of `aus` then the AU mean, and the whiskers' (below, above) lengths, or None for a
+    series without intervals. The mean's whisker is the bootstrap interval of the mean F1 itself
+    (not zero: a bar the title calls a CI always has one where the interval is known)."""
+    f1 = [_at(s, a, s.f1) for a in aus]
+    f1.append(s.mean[0] if s.mean is not None else _mean(f1))
+    if s.low is None:
+        return f1, None
+    lo = [_at(s, a, s.low) for a in aus] + [s.mean[1] if s.mean is not None else None]
+    hi = [_at(s, a, s.high) for a in aus] + [s.mean[2] if s.mean is not None else None]
+    err = np.array([[v - l if v is not None and l is not None else 0 for v, l in zip(f1, lo)],
+                    [h - v if v is not None and h is not None else 0 for v, h in zip(f1, hi)]])
+    return f1, np.clip(err, 0, None)
 
 
 def bars_from_published(row) -> Bars:
@@ -42,26 +59,25 @@ def au_bars_figure(series: Sequence[Bars], path: str | Path, *, title: str) -> l
         raise ResultsError("nothing to plot: give at least one run dir, config hash or row id")
     aus = series[0].aus
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(aus) * max(2, len(series))), 3.8))
+    # at most 10 inches (1500 px) wide: 8 for 12 AUs and two series; the legend goes under the
+    # axes, not beside them, so long labels cannot widen the figure
+    fig, ax = plt.subplots(figsize=(min(10.0, max(6.0, (len(aus) + 1) * (0.2 + 0.22 * len(series)))),
+                                    4.2 + 0.2 * len(series)))
     x = np.arange(len(aus) + 1)     # the last group is the mean over AUs
     for j, s in enumerate(series):
-        f1 = [_at(s, a, s.f1) for a in aus]
-        f1.append(_mean(f1))
+        f1, err = bar_values(s, aus)
         kw = {"hatch": "//", "alpha": 0.6} if s.published else {}
         bars = ax.bar(x + (j - (len(series) - 1) / 2) * width, [v or 0 for v in f1], width, label=s.label, **kw)
-        if s.low is not None:
-            lo = [_at(s, a, s.low) for a in aus] + [None]
-            hi = [_at(s, a, s.high) for a in aus] + [None]
-            err = np.array([[v - l if l is not None else 0 for v, l in zip(f1, lo)],
-                            [h - v if h is not None else 0 for v, h in zip(f1, hi)]])
-            ax.errorbar(bars.get_children() and [b.get_x() + b.get_width() / 2 for b in bars], [v or 0 for v in f1],
-                        yerr=np.clip(err, 0, None), fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+        if err is not None:
+            ax.errorbar([b.get_x() + b.get_width() / 2 for b in bars], [v or 0 for v in f1], yerr=err,
+                        fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
     ax.set_xticks(x, [f"AU{a}" for a in aus] + ["mean"])
     ax.set_ylabel("F1 (%)")
     ax.set_ylim(0, 100)
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(2, len(series)), frameon=False)
     ax.set_title(title, fontsize=10)
+    fig.tight_layout()
     return save_figure(fig, path)
 
 
@@ -86,7 +102,7 @@ def pr_figure(fold_predictions: dict[int, dict], path: str | Path, *, title: str
     aus = [int(a) for a in first["aus"]]
     cols = min(4, len(aus))
     rows = math.ceil(len(aus) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.9 * cols, 2.8 * rows), squeeze=False)
     for a, au in enumerate(aus):
         ax = axes[a // cols][a % cols]
         for k, p in sorted(fold_predictions.items()):
@@ -97,6 +113,8 @@ def pr_figure(fold_predictions: dict[int, dict], path: str | Path, *, title: str
             prec, rec, _ = precision_recall_curve(y[known], s[known])
             ap = average_precision_score(y[known], s[known])
             line, = ax.plot(rec, prec, label=f"fold {k} AP {100 * ap:.0f}", linewidth=1)
+            # a detector that calls every frame active sits at this precision: the chance floor
+            ax.axhline(y[known].mean(), color=line.get_color(), linestyle=":", linewidth=0.8)
             pred = s[known] >= p["thresholds"][a]
             tp = (pred & (y[known] == 1)).sum()
             ax.plot(tp / max(1, (y[known] == 1).sum()), tp / max(1, pred.sum()), "o", color=line.get_color(),
@@ -104,12 +122,14 @@ def pr_figure(fold_predictions: dict[int, dict], path: str | Path, *, title: str
         ax.set_title(f"AU{au}", fontsize=9)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=6, loc="lower left")
+        if ax.lines:      # outside the unit square, so no curve is hidden under it
+            ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
         ax.set_xlabel("recall", fontsize=8)
         ax.set_ylabel("precision", fontsize=8)
     for a in range(len(aus), rows * cols):
         axes[a // cols][a % cols].axis("off")
-    fig.suptitle(title + " (dots: the applied threshold)", fontsize=10)
+    fig.suptitle(title + " (dots: the applied threshold; dotted: prevalence, the precision of "
+                 "calling every frame active)", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ResultsError, UnknownNameError, did_you_mean
-from ..runs.rundir import DETECTOR_NAME
+from ..runs.rundir import DETECTOR_NAME, read_config
 from .au_plots import Bars, bars_from_bootstrap, bars_from_published
 
 
@@ -16,9 +16,21 @@ def _run_dir_series(path: Path, n_boot: int) -> tuple[Bars, str, bool]:
     from ..results.rescore import rescore
 
     r = rescore(path, n_boot=n_boot)
-    info = load_detector(r.folds[0].path.parent / DETECTOR_NAME).info
-    label = path.name if not path.name.startswith("fold") else f"{path.parent.name}/{path.name}"
+    fold_dir = r.folds[0].path.parent
+    info = load_detector(fold_dir / DETECTOR_NAME).info
+    label = _method_label(fold_dir, info) + (f", {path.name}" if path.name.startswith("fold") else "")
     return bars_from_bootstrap(label, r.interval), info.get("dataset", "?"), bool(info.get("synthetic"))
+
+
+def _method_label(fold_dir: Path, info: dict) -> str:
+    """`backbone + loss` as the leaderboard names a method (the run dir's name holds a hash)."""
+    import yaml
+
+    try:
+        cfg = read_config(fold_dir) or {}
+    except (OSError, yaml.YAMLError):
+        cfg = {}
+    return f"{cfg.get('backbone', '?')} + {cfg.get('loss', info.get('loss', '?'))}"
 
 
 def _db_series(db, key: str, n_boot: int) -> tuple[Bars, str, bool]:
@@ -26,7 +38,7 @@ def _db_series(db, key: str, n_boot: int) -> tuple[Bars, str, bool]:
 
     rows = resolve(db, key)
     r = rows[0]
-    label = f"{r.backbone} + {r.loss} ({r.config_hash[:8] or key}, {len(rows)} folds)"
+    label = f"{r.backbone} + {r.loss} ({len(rows)} folds)"
     return bars_from_bootstrap(label, interval_for_rows(rows, n_boot=n_boot)), r.dataset, any(x.synthetic for x in rows)
 
 
@@ -48,6 +60,10 @@ def bar_series(sources: Sequence[str], db_path: str | Path, *, n_boot: int = 200
     finally:
         if db is not None:
             db.close()
+    labels = [b.label for b in series]
+    for b, key in zip(series, sources):         # two sources of one method: say which is which
+        if labels.count(b.label) > 1:
+            b.label += f" [{Path(key).name[:24]}]"
     if len(datasets) > 1:
         raise ResultsError(f"the sources come from several datasets ({', '.join(sorted(datasets))}); plot one "
                            f"dataset at a time")

@@ -96,13 +96,14 @@ def base_recipe(loss: str) -> dict[str, Any]:
     return {**recipe, "loss": loss, "recipe": f"noise-study-{loss}"}
 
 
-def bench_config(s: Setting, size: NoiseSize, store: Path, out: Path, seed: int, device: str):
+def bench_config(s: Setting, size: NoiseSize, store: Path, out: Path, seed: int, device: str,
+                 threads: int | None = None):
     from ..runs.config import BenchConfig
 
     return BenchConfig.from_dict({**base_recipe(s.loss), **size.bench, "label_noise": s.level,
                                   "label_noise_kind": s.kind, "seed": seed, "data": str(store),
                                   "out_dir": str(out / "runs"), "db": str(out / "results.sqlite"),
-                                  "device": device})
+                                  "device": device, "threads": threads})
 
 
 def run_noise_study(out: str | Path, *, quick: bool = False, levels: Sequence[float] | None = None,
@@ -131,7 +132,7 @@ def run_noise_study(out: str | Path, *, quick: bool = False, levels: Sequence[fl
     settings = grid(levels, losses, kinds)
     jobs = [(i, s, seed) for i, s in enumerate(settings, 1) for seed in range(seeds)]
     with EngineLog(out, threads) as log:
-        cfgs = [bench_config(s, size, store, out, seed, device) for _, s, seed in jobs]
+        cfgs = [bench_config(s, size, store, out, seed, device, threads) for _, s, seed in jobs]
         for (i, s, seed), outcome in zip(jobs, run_grid(cfgs, run, log, console, dask, threads)):
             s.rows += [r for r in outcome.rows if r is not None]
             s.ids += [n for n in outcome.ids if n >= 0]   # -1: a task lost on Dask

@@ -51,6 +51,18 @@ def _interval(key: str, i) -> dict:
     return {key: 100 * i.estimate, f"{key}_low": 100 * i.low, f"{key}_high": 100 * i.high}
 
 
+def _always_active(out: Path) -> float | None:
+    """Mean over folds of the always-active F1 (%) on the study store's clean test folds."""
+    from ..demo import trivial_all_active_f1
+    from .data import LAYOUT
+
+    store = out / f"{LAYOUT}.h5"
+    if not store.is_file():
+        return None
+    per_fold = trivial_all_active_f1(store)
+    return 100 * sum(per_fold.values()) / len(per_fold)
+
+
 def write_noise_outputs(study: NoiseStudy, commands: Sequence[str], *, quick: bool,
                         figure: str | Path | None = None) -> list[Path]:
     out = study.out
@@ -62,7 +74,8 @@ def write_noise_outputs(study: NoiseStudy, commands: Sequence[str], *, quick: bo
     size = "quick" if quick else "full"
     if summary:
         files += noise_figure(summary, out / "noise.png",
-                              title=f"Label noise on synthetic BP4D ({size} study), 95% CIs over test subjects")
+                              title=f"Label noise on synthetic BP4D ({size} study), 95% CIs over test subjects",
+                              always_active=_always_active(out))
         if figure is not None:
             Path(figure).parent.mkdir(parents=True, exist_ok=True)
             files.append(Path(shutil.copyfile(out / "noise.png", figure)))

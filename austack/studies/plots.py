@@ -59,17 +59,27 @@ def curve_panel(ax, records: Sequence[dict], x: str, series: str, *, key: str = 
     ax.grid(True, alpha=0.3)
 
 
-def noise_figure(summary: Sequence[dict], path: str | Path, *, title: str) -> list[Path]:
+# What a level means for each kind (austack.labels.flip_labels): its share of which labels
+NOISE_AXIS = {"symmetric": "share of known training labels flipped",
+              "missed": "share of active training labels set to 0"}
+
+
+def noise_figure(summary: Sequence[dict], path: str | Path, *, title: str,
+                 always_active: float | None = None) -> list[Path]:
     """Mean test F1 (clean labels) against the noise level: one panel per kind of noise, one
-    line per loss, 95% subject-bootstrap bands. Level 0 is drawn in every panel."""
+    line per loss, 95% subject-bootstrap bands. Level 0 is drawn in every panel.
+    `always_active`: the F1 (%) of calling every AU active on the same clean test folds, drawn
+    as a dashed line: the floor the detectors are read against."""
     kinds = list(dict.fromkeys(r["kind"] for r in summary if r["level"] > 0)) or \
         list(dict.fromkeys(r["kind"] for r in summary))
     fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.6), sharey=True, squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         records = [r for r in summary if r["kind"] == kind or r["level"] == 0]
         curve_panel(ax, records, "level", "loss")
+        if always_active is not None:
+            ax.axhline(always_active, color="grey", linestyle="--", linewidth=1, label="always active")
         ax.set_title(f"{kind} flips" if kind == "symmetric" else f"{kind} AUs (1 -> 0)")
-        ax.set_xlabel("share of training labels flipped")
+        ax.set_xlabel(NOISE_AXIS.get(kind, "share of training labels flipped"))
     axes[0][0].set_ylabel("mean F1 on clean test labels (%)")
     axes[0][-1].legend(title="loss", fontsize=8)
     fig.suptitle(title, fontsize=10, y=1.04)

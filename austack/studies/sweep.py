@@ -17,7 +17,8 @@ from ..runs.config import parse_value
 from ..errors import ConfigError, UnknownNameError, did_you_mean
 
 # Fields that say where or how a run goes, or are the grid itself: not sweepable.
-NOT_SWEPT = ("backbone", "data", "folds", "seed", "device", "workers", "out_dir", "db", "recipe", "compile")
+NOT_SWEPT = ("backbone", "data", "folds", "seed", "device", "workers", "out_dir", "db", "recipe", "compile",
+             "threads")
 
 
 @dataclass(frozen=True)
