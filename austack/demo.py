@@ -251,6 +251,8 @@ def run_demo(out: str | os.PathLike = "demo-out", quick: bool = False, *, consol
         cfg = _bench_config(steps.load_recipe(name), size, store, out, db_path, threads)
         rows += _bench_stage(stages, steps, cfg, prepare_settings, db_path)
     t0 = time.perf_counter()
+    from .scoring.baselines import trivial_all_active_f1
+
     trivial = trivial_all_active_f1(store)
     boards = _leaderboard(db_path)
     stages.reports.append(StageReport("leaderboard", time.perf_counter() - t0, False, f"from {db_path}"))
@@ -342,22 +344,6 @@ def _fold_count(store: str | os.PathLike) -> int:
         return len(s.protocol().folds)
 
 
-def trivial_all_active_f1(store: str | os.PathLike) -> dict[int, float]:
-    """Fold -> Avg F1 (mean over AUs) of the predictor that calls every AU active, on each test
-    fold of the store's protocol: the floor a trained detector's F1 should be read against."""
-    from .metrics import trivial_all_active
-    from .store import open_store
-
-    with open_store(store) as s:
-        protocol = s.protocol()
-        labels = s.labels
-        out = {}
-        for fold in protocol.folds:
-            rows = s.get_subset(protocol, fold=fold.index, split="test")
-            out[fold.index] = float(trivial_all_active(labels[rows], protocol.aus).f1_mean)
-    return out
-
-
 def _leaderboard(db_path: Path) -> list:
     from .results.leaderboard import leaderboards_from_db
 
@@ -415,5 +401,4 @@ def print_summary(result: DemoResult, console: Console) -> None:
         console.print(line, markup=False, highlight=False)
 
 
-__all__ = ["run_demo", "DemoSteps", "DemoResult", "DemoSize", "FULL", "QUICK", "trivial_all_active_f1",
-           "print_summary"]
+__all__ = ["run_demo", "DemoSteps", "DemoResult", "DemoSize", "FULL", "QUICK", "print_summary"]

@@ -119,8 +119,8 @@ def test_all_faces_on_a_large_image_says_which_faces_it_could_not_see():
 def test_prepare_passes_reader_options(monkeypatch, tmp_path):
     seen = {}
 
-    def fake_prepare(*args, **kw):
-        seen.update(kw)
+    def fake_prepare(dataset, raw_dir, out, options, **kw):
+        seen.update(vars(options))
         raise KeyboardInterrupt          # stop there: only the options matter here
     monkeypatch.setattr("austack.cli.prepare.prepare", fake_prepare)
     res = CliRunner().invoke(cli, ["prepare", "gft", str(tmp_path), str(tmp_path / "o.h5"),

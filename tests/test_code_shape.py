@@ -19,7 +19,7 @@ MAX_LINES = 80
 LAYERS = (
     ("errors",),
     ("_resources", "registry", "fileio", "settings", "labels", "facs", "records", "transfer", "tables", "devices",
-     "metrics", "progress"),
+     "metrics", "progress", "eta", "lock", "example_video"),
     ("protocols", "faces", "runs", "losses", "published_provenance"),
     ("datasets", "published", "cite"),
     ("store", "inspect", "synth", "inference", "results"),
@@ -27,6 +27,7 @@ LAYERS = (
     ("models",),
     ("engine",),
     ("studies", "demo"),
+    ("docs_figures",),
 )
 TEST_LIKE = re.compile(r"^(test_.*|.*_test|conftest)$")
 

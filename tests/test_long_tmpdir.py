@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import subprocess
 import sys
 from pathlib import Path
@@ -43,8 +44,10 @@ def test_the_socket_folder_moves_only_when_tmpdir_is_too_long(monkeypatch, tmp_p
 
     config = dict(process.current_process()._config)
     monkeypatch.setattr(process.current_process(), "_config", config)
-    config["tempdir"] = str(tmp_path / "pymp-short")
-    assert short_socket_dir() is None and config["tempdir"] == str(tmp_path / "pymp-short")
+    short = Path(tempfile.mkdtemp(dir="/tmp")) / "pymp-short"   # tmp_path itself may be long (xdist)
+    config["tempdir"] = str(short)
+    assert short_socket_dir() is None and config["tempdir"] == str(short)
+    shutil.rmtree(short.parent)
     config["tempdir"] = str(long_dir(tmp_path, max(120, len(str(tmp_path)) + 10)) / "pymp-long")
     folder = short_socket_dir()
     assert folder is not None and config["tempdir"] == folder and Path(folder).is_dir()

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import StoreError
 from ._digest import ColumnHasher, digest_columns, store_identity_of
-from ._parts import PartDir, anomalies_of, check_room
+from ._parts import PartDir, anomalies_of, check_room, reserve_room
 from ._schema import (ANOMALY_DTYPE, DIGESTS, JPEG_CHUNK_ROWS, META_CHUNK_ROWS, SCHEMA_VERSION, SESSION_DTYPE,
                       StoreSettings, frame_columns)
 
@@ -125,15 +125,17 @@ def assemble(parts: PartDir, markers: list[dict], target: Path, attrs: dict, rea
     identity. `attrs` are the root attributes other than the schema's own."""
     sizes = [parts.chunk_path(i, k).stat().st_size for i, m in enumerate(markers) for k in range(len(m["chunks"]))
              if parts.chunk_path(i, k).is_file()]
-    check_room(target.parent, sum(sizes) + padding_bytes(parts.settings, sum(m["rows"] for m in markers)))
+    need = sum(sizes) + padding_bytes(parts.settings, sum(m["rows"] for m in markers))
+    check_room(target.parent, need)
     sessions = ((marker, part_chunks(parts, i, marker)) for i, marker in enumerate(markers))
-    return assemble_sessions(parts.settings, sessions, target, attrs, reader_anomalies)
+    return assemble_sessions(parts.settings, sessions, target, attrs, reader_anomalies, reserve=need)
 
 
 def assemble_sessions(s: StoreSettings, sessions: Iterable[tuple[dict, Iterable[dict]]], target: Path, attrs: dict,
-                      reader_anomalies) -> str:
+                      reader_anomalies, reserve: int = 0) -> str:
     """Write the store at `target` from (session marker, its chunk part dicts) in order; the
-    same parts give the same bytes, wherever they were read from (a partial folder, shards)."""
+    same parts give the same bytes, wherever they were read from (a partial folder, shards).
+    `reserve`: bytes of disk held for the file before anything is written (`reserve_room`)."""
     failed: list[BaseException] = []
 
     def check() -> None:   # a write error HDF5 met while freeing an object, which Python only prints
@@ -148,6 +150,7 @@ def assemble_sessions(s: StoreSettings, sessions: Iterable[tuple[dict, Iterable[
     try:
         f = h5py.File(target, "w")
         try:
+            reserve_room(target, reserve)   # after HDF5's create: it truncates the file it opens
             identity = _write(f, s, sessions, attrs, reader_anomalies, check)
             f.close()   # the last metadata is flushed here, so a full disk may show only now
             check()

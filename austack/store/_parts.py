@@ -8,10 +8,12 @@ store is assembled from these pieces in one pass at the end (`_assemble`).
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import os
 import shutil
+import sys
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
@@ -81,6 +83,31 @@ def check_room(folder: Path, need: int) -> None:
     free = shutil.disk_usage(folder).free
     if free < need:
         raise NoRoomError(folder, need, free)
+
+
+# fallocate(2)'s FALLOC_FL_KEEP_SIZE: reserve blocks past the end without changing the file
+_KEEP_SIZE = 1
+
+
+def reserve_room(path: Path, need: int) -> None:
+    """Reserve `need` bytes of disk for the file at `path` now (Linux `fallocate`, keeping its
+    size and bytes as they are), or raise NoRoomError. HDF5 then never meets a full disk while
+    it writes, even when another program fills the disk after `check_room` looked; closing the
+    file (HDF5 truncates it to its end) returns what was not used. Where the filesystem cannot
+    reserve, nothing happens and `check_room` is the guard."""
+    if need <= 0 or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    call = getattr(libc, "fallocate", None)
+    if call is None:
+        return
+    call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        if call(fd, _KEEP_SIZE, 0, need) != 0 and ctypes.get_errno() in (errno.ENOSPC, errno.EDQUOT):
+            raise NoRoomError(path.parent, need, shutil.disk_usage(path.parent).free)
+    finally:
+        os.close(fd)
 
 
 def settings_json(settings: StoreSettings) -> dict:

@@ -82,8 +82,9 @@ def assemble_shards(s: StoreSettings, paths: list[Path], target: Path, attrs: di
                     chunk_frames: int) -> str:
     """The copied form: the shards' sessions, in order, into one store at `target`, appended
     at the same chunk boundaries as a plain run (so the same bytes); returns its identity."""
-    check_room(target.parent, sum(Path(p).stat().st_size for p in paths) + HDF5_SLACK)   # shards are stores
-    return assemble_sessions(s, _all_sessions(paths, s, chunk_frames), target, attrs, reader_anomalies)
+    need = sum(Path(p).stat().st_size for p in paths) + HDF5_SLACK   # shards are stores
+    check_room(target.parent, need)
+    return assemble_sessions(s, _all_sessions(paths, s, chunk_frames), target, attrs, reader_anomalies, reserve=need)
 
 
 class _Gathered:

@@ -53,7 +53,7 @@ def _interval(key: str, i) -> dict:
 
 def _always_active(out: Path) -> float | None:
     """Mean over folds of the always-active F1 (%) on the study store's clean test folds."""
-    from ..demo import trivial_all_active_f1
+    from ..scoring.baselines import trivial_all_active_f1
     from .data import LAYOUT
 
     store = out / f"{LAYOUT}.h5"
