@@ -49,6 +49,14 @@ def image_name(dataset: str, subject: str, session: str, frame: int, ext: str) -
     return f"{subject}/{session}/{int(frame)}{ext}"
 
 
+def image_names(store: Store) -> list[str]:
+    """Every stored frame's file name (`image_name`), in the codebases' own image type: DISFA's
+    lists name PNGs, the others JPEGs."""
+    ext = ".png" if store.dataset == "disfa" else ".jpg"
+    return [image_name(store.dataset, store.subjects[i], store.session_ids[i], store.frames[i], ext)
+            for i in range(len(store))]
+
+
 @dataclass
 class FoldRows:
     index: int

@@ -14,7 +14,7 @@ from typing import Sequence
 from ..fileio import atomic_write_text
 from ..protocols import Protocol
 from ..store import Store
-from ._common import (ExportReport, FaceWriter, fold_rows, image_name, sidecar_doc, store_geometry,
+from ._common import (ExportReport, FaceWriter, fold_rows, image_names, sidecar_doc, store_geometry,
                       write_sidecar)
 
 
@@ -24,9 +24,7 @@ def header(aus: Sequence[int]) -> list[str]:
 
 def export(store: Store, protocol: Protocol, out: Path, *, folds: Sequence[int] | None = None,
            progress: bool | None = None) -> ExportReport:
-    ext = ".png" if store.dataset == "disfa" else ".jpg"
-    names = [image_name(store.dataset, store.subjects[i], store.session_ids[i], store.frames[i], ext)
-             for i in range(len(store))]
+    names = image_names(store)
     img = out / "img"
     faces = FaceWriter(store, img, lambda i: names[i], progress)
     files, fold_docs = {}, []

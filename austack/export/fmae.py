@@ -18,7 +18,7 @@ import numpy as np
 
 from ..protocols import Protocol
 from ..store import Store
-from ._common import (ExportReport, FaceWriter, ds_name, fold_rows, image_name, sidecar_doc, store_geometry,
+from ._common import (ExportReport, FaceWriter, ds_name, fold_rows, image_names, sidecar_doc, store_geometry,
                       write_lines, write_sidecar)
 
 INACTIVE = 999
@@ -32,9 +32,7 @@ def entries(labels: np.ndarray, aus: Sequence[int]) -> list[list[int]]:
 def export(store: Store, protocol: Protocol, out: Path, *, folds: Sequence[int] | None = None,
            progress: bool | None = None) -> ExportReport:
     ds = ds_name(store)
-    ext = ".png" if store.dataset == "disfa" else ".jpg"
-    names = [image_name(store.dataset, store.subjects[i], store.session_ids[i], store.frames[i], ext)
-             for i in range(len(store))]
+    names = image_names(store)
     img = out / "img"
     faces = FaceWriter(store, img, lambda i: names[i], progress)
     files, fold_docs = {}, []

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..protocols import Protocol
 from ..store import Store
-from ._common import (ExportReport, FaceWriter, au_weights, ds_name, fold_rows, format_ints, image_name,
+from ._common import (ExportReport, FaceWriter, au_weights, ds_name, fold_rows, format_ints, image_names,
                       sidecar_doc, store_geometry, write_lines, write_sidecar)
 
 UNKNOWN_DEFAULT = 9   # BP4D's code; written for any dataset whose protocol names no unknown code
@@ -53,9 +53,7 @@ def _link(out: Path, alias: str, target: str) -> None:
 def export(store: Store, protocol: Protocol, out: Path, *, folds: Sequence[int] | None = None,
            progress: bool | None = None) -> ExportReport:
     ds, code = ds_name(store), unknown_code(protocol)
-    ext = ".png" if store.dataset == "disfa" else ".jpg"
-    names = [image_name(store.dataset, store.subjects[i], store.session_ids[i], store.frames[i], ext)
-             for i in range(len(store))]
+    names = image_names(store)
     faces = FaceWriter(store, out / "img", lambda i: names[i], progress)
     lists = out / "list"
     files: dict[str, list[str]] = {}
