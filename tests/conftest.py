@@ -117,6 +117,24 @@ def mount_tmpfs(folder: Path, options: str) -> bool:
                           capture_output=True).returncode == 0
 
 
+@pytest.fixture
+def read_only(tmp_path):
+    """A folder nothing can be written to: a read-only tmpfs as root (root ignores permission
+    bits), mode 0555 otherwise; skipped where neither holds."""
+    import os
+    import subprocess
+
+    folder = tmp_path / "ro"
+    if not mount_tmpfs(folder, "ro,size=1m"):
+        if os.geteuid() == 0:
+            pytest.skip("root ignores permissions and cannot mount here")
+        folder.chmod(0o555)
+    yield folder
+    if os.geteuid() == 0:
+        subprocess.run(["umount", str(folder)], check=False, capture_output=True)
+    folder.chmod(0o755)
+
+
 @pytest.fixture(scope="module")
 def fake_raw(tmp_path_factory):
     """A raw layout of the `test-fake` reader: 3 subjects x 2 sessions x 4 frames (the fault,

@@ -221,19 +221,6 @@ def test_docs_and_help_name_the_shard_folder_as_it_is_made(raw, tmp_path):
 
 
 # --- 11. the smaller ones ---------------------------------------------------------------------
-@pytest.fixture
-def read_only(tmp_path):
-    folder = tmp_path / "ro"
-    if not mount_tmpfs(folder, "ro,size=1m"):
-        if os.geteuid() == 0:
-            pytest.skip("root ignores permissions and cannot mount here")
-        folder.chmod(0o555)
-    yield folder
-    if os.geteuid() == 0:
-        subprocess.run(["umount", str(folder)], check=False, capture_output=True)
-    folder.chmod(0o755)
-
-
 @pytest.mark.parametrize("command", [
     ["synth", "{ro}/raw", "--layout", "bp4d", "--subjects", "2", "--sessions", "1", "--frames", "2"],
     ["demo", "--out", "{ro}/demo", "--quick"],
