@@ -2,11 +2,12 @@
 
     OUT/img/<face>                                 as for megraphau (F001/T1/2440.jpg, SN002/0.png)
     OUT/<DS>_train_fold<k>.json, OUT/<DS>_test_fold<k>.json
-        one JSON object per line: {"img_path": <absolute path>, "AUs": [...]}, one entry per AU in
-        protocol order: the AU's number when active, else 999 (an unknown label too, counted)
+        one JSON object per line: {"img_path": "F001/T1/2440.jpg", "AUs": [...]}, one entry per AU
+        in protocol order: the AU's number when active, else 999 (an unknown label too, counted)
 
-The subject is the path's folder right under img/ (`F001` in .../img/F001/T1/2440.jpg, `SN002` in
-.../img/SN002/0.png), so a loader that groups frames by subject from the path finds it.
+`img_path` is relative to OUT/img/, as FMAE's own lists are: its loader opens
+`root_path + img_path` (so `root_path` is OUT/img/ with its slash) and its list tools take the
+subject as the path's first component (`F001`, `SN002`).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def export(store: Store, protocol: Protocol, out: Path, *, folds: Sequence[int] 
         written = []
         for split, rows in (("train", f.train), ("test", f.test)):
             faces.write(rows, f"fold {f.index} {split} faces")
-            lines = [json.dumps({"img_path": str(img / names[i]), "AUs": e})
+            lines = [json.dumps({"img_path": names[i], "AUs": e})
                      for i, e in zip(rows, entries(store.labels[rows], protocol.aus))]
             written.append(write_lines(out / f"{ds}_{split}_fold{f.index}.json", lines))
         files[f"fold{f.index}"] = [str(p.relative_to(out)) for p in written]
@@ -49,10 +50,9 @@ def export(store: Store, protocol: Protocol, out: Path, *, folds: Sequence[int] 
                           "train_frames": int(len(f.train)), "test_frames": int(len(f.test)),
                           "unknown_written_as_999": {"train": int((store.labels[f.train] < 0).sum()),
                                                      "test": int((store.labels[f.test] < 0).sum())}})
-    subject_part = -2 if store.dataset == "disfa" else -3
     doc = sidecar_doc(store, protocol, "fmae", unknown=f"{INACTIVE} (as inactive; counted per fold)",
                       geometry=store_geometry(store), folds=fold_docs, files=files,
-                      extra={"image_root": "img", "paths": "absolute",
-                             "subject_in_path": f"path component {subject_part} (the folder right under img/)"})
+                      extra={"image_root": "img", "paths": "relative to image_root (root_path = OUT/img/)",
+                             "subject_in_path": "the path's first component"})
     write_sidecar(out, doc)
     return ExportReport("fmae", out, doc)
