@@ -67,6 +67,16 @@ class FoldRows:
     def subjects(self, store: Store, rows: np.ndarray) -> list[str]:
         return sorted(set(store.subjects[rows].tolist()))
 
+    def describe(self, store: Store, **extra) -> dict:
+        """The fold as the sidecar records it: its parts, subjects and frame counts."""
+        return {"fold": self.index, "test_parts": list(self.test_parts),
+                "train_subjects": self.subjects(store, self.train), "test_subjects": self.subjects(store, self.test),
+                "train_frames": int(len(self.train)), "test_frames": int(len(self.test)), **extra}
+
+    def unknown_labels(self, store: Store) -> dict[str, int]:
+        """Unknown label cells per split (written as the format's unknown code)."""
+        return {"train": int((store.labels[self.train] < 0).sum()), "test": int((store.labels[self.test] < 0).sum())}
+
 
 def fold_rows(store: Store, protocol: Protocol, folds: Sequence[int] | None = None) -> list[FoldRows]:
     """Per fold: train = train + val subjects of the protocol, test = its test subjects."""

@@ -41,9 +41,7 @@ def export(store: Store, protocol: Protocol, out: Path, *, folds: Sequence[int] 
             path.parent.mkdir(parents=True, exist_ok=True)
             written.append(atomic_write_text(path, buf.getvalue()))
         files[f"fold{f.index}"] = [str(p.relative_to(out)) for p in written]
-        fold_docs.append({"fold": f.index, "test_parts": list(f.test_parts),
-                          "train_subjects": f.subjects(store, f.train), "test_subjects": f.subjects(store, f.test),
-                          "train_frames": int(len(f.train)), "test_frames": int(len(f.test))})
+        fold_docs.append(f.describe(store))
     doc = sidecar_doc(store, protocol, "csv", unknown="-1", geometry=store_geometry(store), folds=fold_docs,
                       files=files, extra={"image_root": "img", "paths": "absolute"})
     write_sidecar(out, doc)

@@ -45,11 +45,7 @@ def export(store: Store, protocol: Protocol, out: Path, *, folds: Sequence[int] 
                      for i, e in zip(rows, entries(store.labels[rows], protocol.aus))]
             written.append(write_lines(out / f"{ds}_{split}_fold{f.index}.json", lines))
         files[f"fold{f.index}"] = [str(p.relative_to(out)) for p in written]
-        fold_docs.append({"fold": f.index, "test_parts": list(f.test_parts),
-                          "train_subjects": f.subjects(store, f.train), "test_subjects": f.subjects(store, f.test),
-                          "train_frames": int(len(f.train)), "test_frames": int(len(f.test)),
-                          "unknown_written_as_999": {"train": int((store.labels[f.train] < 0).sum()),
-                                                     "test": int((store.labels[f.test] < 0).sum())}})
+        fold_docs.append(f.describe(store, unknown_written_as_999=f.unknown_labels(store)))
     doc = sidecar_doc(store, protocol, "fmae", unknown=f"{INACTIVE} (as inactive; counted per fold)",
                       geometry=store_geometry(store), folds=fold_docs, files=files,
                       extra={"image_root": "img", "paths": "relative to image_root (root_path = OUT/img/)",

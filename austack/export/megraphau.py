@@ -73,12 +73,7 @@ def export(store: Store, protocol: Protocol, out: Path, *, folds: Sequence[int] 
         for name in (f"{ds}_weight_fold{k}.txt", f"{ds}_train_weight_fold{k}.txt", f"{ds}_test_weight_fold{k}.txt"):
             written.append(write_lines(lists / name, line))
         files[f"fold{k}"] = [str(p.relative_to(out)) for p in written]
-        fold_docs.append({"fold": k, "test_parts": list(f.test_parts),
-                          "train_subjects": f.subjects(store, f.train), "test_subjects": f.subjects(store, f.test),
-                          "train_frames": int(len(f.train)), "test_frames": int(len(f.test)),
-                          "unknown_labels": {"train": int((store.labels[f.train] < 0).sum()),
-                                             "test": int((store.labels[f.test] < 0).sum())},
-                          "weights": [float(x) for x in w]})
+        fold_docs.append(f.describe(store, unknown_labels=f.unknown_labels(store), weights=[float(x) for x in w]))
     for alias, target in AUNCE_ALIASES.items():
         _link(out, alias, target)
     doc = sidecar_doc(
